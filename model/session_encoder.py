@@ -1,0 +1,101 @@
+"""Session encoder: everything that turns a live session into a query vector.
+
+This is the part exported to the service: the ID table, the two sequence transformers and the two
+fusions. The graph-view item rows are an *input* (the service reads them from Redis, training
+computes them by propagation), so the same module gives identical queries in both places.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from model.fusion import make_fusion
+from model.transformer import SequenceTransformer
+
+
+class SessionEncoder(nn.Module):
+    """ID view + optional graph view, each read by its own causal transformer, then fused.
+
+    Args:
+        num_items: ``N``; the ID table has ``N + 2`` rows (``0`` padding, ``N + 1`` the mask
+            token used by the mask augmentation).
+        dim: ``d``.
+        max_len: ``L``, the longest session read (older items are cut).
+        use_graph_view: ``False`` gives SASRec (ID view only, query ``d`` wide).
+        share_transformer: one transformer reads both views.
+        fusion: ``"attention"``, ``"mlp"`` or ``"add"``.
+
+    Shapes:
+        - input: ``item_ids [B, L]`` right-padded with 0, ``graph_rows [B, L, d]`` (the graph-view
+          embeddings of those items), ``lengths [B]``
+        - output: query ``[B, 2d]`` (``[B, d]`` without the graph view), scored by inner product
+          against the fused item table ``[g_i ; e_i]``
+    """
+
+    def __init__(self, num_items: int, dim: int = 64, max_len: int = 50, num_layers: int = 2,
+                 num_heads: int = 2, ffn_dim: int = 256, dropout: float = 0.3,
+                 use_graph_view: bool = True, share_transformer: bool = False,
+                 fusion: str = "attention") -> None:
+        super().__init__()
+        self.num_items = num_items
+        self.dim = dim
+        self.max_len = max_len
+        self.use_graph_view = use_graph_view
+        self.item_embedding = nn.Embedding(num_items + 2, dim, padding_idx=0)
+        self.id_transformer = SequenceTransformer(dim, max_len, num_layers, num_heads, ffn_dim,
+                                                  dropout)
+        if use_graph_view:
+            self.graph_transformer = (self.id_transformer if share_transformer else
+                                      SequenceTransformer(dim, max_len, num_layers, num_heads,
+                                                          ffn_dim, dropout))
+            self.fuse_graph = make_fusion(fusion, dim)  # u_g = fuse(h_graph, h_id)
+            self.fuse_id = make_fusion(fusion, dim)  # u_e = fuse'(h_id, h_graph)
+        self.apply(_init_weights)
+        for module in self.modules():
+            reset_gate = getattr(module, "reset_gate", None)
+            if module is not self and callable(reset_gate):
+                reset_gate()
+
+    @property
+    def mask_token(self) -> int:
+        return self.num_items + 1
+
+    @property
+    def query_dim(self) -> int:
+        return 2 * self.dim if self.use_graph_view else self.dim
+
+    def encode_views(self, item_ids: Tensor, graph_rows: Tensor | None,
+                     ) -> tuple[Tensor, Tensor | None]:
+        """Per-position session vectors of both views: ``h_id [B L d]``, ``h_graph [B L d]``."""
+        h_id = self.id_transformer(self.item_embedding(item_ids))
+        if not self.use_graph_view:
+            return h_id, None
+        if graph_rows is None:
+            raise ValueError("graph_rows are required when the graph view is on")
+        return h_id, self.graph_transformer(graph_rows)
+
+    def fuse(self, h_id: Tensor, h_graph: Tensor | None) -> Tensor:
+        """Query ``[*, 2d]`` = ``[u_g ; u_e]`` (``h_id`` itself without the graph view)."""
+        if h_graph is None:
+            return h_id
+        return torch.cat([self.fuse_graph(h_graph, h_id), self.fuse_id(h_id, h_graph)], dim=-1)
+
+    def forward(self, item_ids: Tensor, graph_rows: Tensor | None, lengths: Tensor) -> Tensor:
+        h_id, h_graph = self.encode_views(item_ids, graph_rows)
+        last = (lengths - 1).clamp(min=0)
+        rows = torch.arange(item_ids.size(0), device=item_ids.device)
+        return self.fuse(h_id[rows, last], None if h_graph is None else h_graph[rows, last])
+
+
+def _init_weights(module: nn.Module) -> None:
+    """Truncated-normal(0.02) linears and embeddings, as in BERT / SASRec implementations."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()

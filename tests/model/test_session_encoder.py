@@ -1,0 +1,80 @@
+import pytest
+import torch
+
+from model.fusion import AttentionFusion, make_fusion
+from model.losses import info_nce
+from model.session_encoder import SessionEncoder
+
+
+def encoder(graph: bool = True, **kw) -> SessionEncoder:
+    torch.manual_seed(0)
+    return SessionEncoder(num_items=20, dim=8, max_len=6, ffn_dim=16, dropout=0.0,
+                          use_graph_view=graph, **kw).eval()
+
+
+@pytest.mark.parametrize("graph", [True, False])
+def test_query_shapes(graph):
+    enc = encoder(graph)
+    ids = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
+    rows = torch.randn(2, 4, 8) if graph else None
+    out = enc(ids, rows, torch.tensor([3, 2]))
+    assert out.shape == (2, 16 if graph else 8)
+
+
+def test_causal_prefix_vectors_ignore_later_items_and_padding():
+    enc = encoder()
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    rows = torch.randn(1, 5, 8)
+    full_id, full_graph = enc.encode_views(ids, rows)
+    prefix_id, prefix_graph = enc.encode_views(ids[:, :3], rows[:, :3])
+    torch.testing.assert_close(full_id[:, :3], prefix_id, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(full_graph[:, :3], prefix_graph, atol=1e-5, rtol=1e-5)
+    # the session vector of a 3-item session equals the third position of a longer one
+    padded = torch.tensor([[1, 2, 3, 0, 0]])
+    padded_rows = rows.clone()
+    padded_rows[:, 3:] = 0
+    query = enc(padded, padded_rows, torch.tensor([3]))
+    torch.testing.assert_close(query, enc.fuse(full_id[:, 2], full_graph[:, 2]),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_too_long_sequence_is_rejected():
+    with pytest.raises(ValueError, match="max_len"):
+        encoder()(torch.ones(1, 7, dtype=torch.long), torch.zeros(1, 7, 8), torch.tensor([7]))
+
+
+def test_attention_fusion_starts_as_average_and_learns():
+    fusion = AttentionFusion(8)
+    x, y = torch.randn(4, 8), torch.randn(4, 8)
+    torch.testing.assert_close(fusion(x, y), (x + y) / 2)
+    opt = torch.optim.SGD(fusion.parameters(), lr=1.0)
+    (fusion(x, y) - x).pow(2).sum().backward()
+    opt.step()
+    assert not torch.allclose(fusion(x, y), (x + y) / 2)
+
+
+@pytest.mark.parametrize("kind", ["attention", "mlp", "add"])
+def test_fusions_keep_shape(kind):
+    assert make_fusion(kind, 8)(torch.randn(3, 8), torch.randn(3, 8)).shape == (3, 8)
+
+
+def test_shared_transformer_is_one_module():
+    enc = encoder(share_transformer=True)
+    assert enc.graph_transformer is enc.id_transformer
+
+
+def test_info_nce_prefers_aligned_views():
+    torch.manual_seed(0)
+    z = torch.randn(16, 8)
+    aligned = info_nce(z, z + 0.01 * torch.randn(16, 8), 0.2)
+    shuffled = info_nce(z, torch.randn(16, 8), 0.2)
+    assert aligned < shuffled
+
+
+def test_info_nce_hand_computed_for_two_samples():
+    z1 = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    z2 = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # anchor 0: positive sim 1/τ, negatives: z1[1]·z1[0]=0, z2[1]·z1[0]=0
+    tau = 0.5
+    expected = -torch.log(torch.exp(torch.tensor(2.0)) / (torch.exp(torch.tensor(2.0)) + 2))
+    torch.testing.assert_close(info_nce(z1, z2, tau), expected)

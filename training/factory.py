@@ -1,0 +1,34 @@
+"""Turn a typed :class:`ModelConfig` into model objects (models take plain arguments)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from model.mvcrec import MVCRec
+from model.session_encoder import SessionEncoder
+from training.augment import Augmenter
+from training.config import ModelConfig
+
+
+def encoder_kwargs(config: ModelConfig, num_items: int, max_len: int) -> dict[str, Any]:
+    """Constructor arguments of the :class:`SessionEncoder` (stored in the artifact manifest)."""
+    return {"num_items": num_items, "dim": config.dim, "max_len": max_len,
+            "num_layers": config.num_layers, "num_heads": config.num_heads,
+            "ffn_dim": config.ffn_dim, "dropout": config.dropout,
+            "use_graph_view": config.use_graph_view,
+            "share_transformer": config.share_transformer, "fusion": config.fusion}
+
+
+def build_model(config: ModelConfig, num_items: int, max_len: int) -> MVCRec:
+    encoder = SessionEncoder(**encoder_kwargs(config, num_items, max_len))
+    return MVCRec(encoder, graph_source=config.graph_source, graph_layers=config.graph_layers,
+                  graph_combine=config.graph_combine, cl_weight=config.cl_weight,
+                  cl_temperature=config.cl_temperature, cl_terms=tuple(config.cl_terms))
+
+
+def build_augmenter(config: ModelConfig, num_items: int) -> Augmenter | None:
+    """Augmentations are only drawn when a contrastive term will use them."""
+    if config.cl_weight <= 0 or not config.cl_terms:
+        return None
+    return Augmenter(config.crop_keep, config.mask_ratio, config.reorder_ratio,
+                     mask_token=num_items + 1)
