@@ -16,6 +16,8 @@ import argparse
 import hashlib
 import json
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -87,10 +89,30 @@ def run_grid(grid: list[dict[str, Any]], only: set[str] | None, threads: int,
             continue
         run_dir = runs_dir / spec["dataset"] / label
         run_dir.mkdir(parents=True, exist_ok=True)
+        if not claim(run_dir):
+            log.info("skip %s (another worker is training it)", run_dir)
+            continue
         (run_dir / "spec.json").write_text(json.dumps(spec, indent=2))
         log.info("train %s", run_dir)
-        Trainer(experiment_config(spec, dataset_dir, threads), run_dir).fit(resume=True)
+        trainer = Trainer(experiment_config(spec, dataset_dir, threads), run_dir,
+                          progress=sys.stderr.isatty())
+        trainer.fit(resume=True)
         write_report(merged_records(runs_dir, results_dir), results_dir)
+
+
+def claim(run_dir: Path) -> bool:
+    """Take a run for this process unless a live worker holds it (several workers may share
+    one grid, e.g. one per core)."""
+    lock = run_dir / "worker.pid"
+    if lock.exists():
+        try:
+            os.kill(int(lock.read_text()), 0)
+            if int(lock.read_text()) != os.getpid():
+                return False
+        except (ProcessLookupError, ValueError):
+            pass
+    lock.write_text(str(os.getpid()))
+    return True
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,13 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
 
 def write_report(records: list[dict[str, Any]], results_dir: Path) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "accuracy.json").write_text(json.dumps(records, indent=2) + "\n")
+    _atomic_write(results_dir / "accuracy.json", json.dumps(records, indent=2) + "\n")
     if records:
-        (results_dir / "accuracy.md").write_text(markdown(records))
+        _atomic_write(results_dir / "accuracy.md", markdown(records))
         plot(records, results_dir / "accuracy.png")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

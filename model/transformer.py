@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from model.dropout import FastDropout
+
 
 class SequenceTransformer(nn.Module):
     """Position embedding + LayerNorm + dropout, then ``num_layers`` causal encoder layers.
@@ -24,10 +26,13 @@ class SequenceTransformer(nn.Module):
         self.max_len = max_len
         self.position = nn.Embedding(max_len, dim)
         self.norm = nn.LayerNorm(dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = FastDropout(dropout)
         layer = nn.TransformerEncoderLayer(dim, num_heads, ffn_dim, dropout, activation="gelu",
                                            batch_first=True)
         self.layers = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        for encoder_layer in self.layers.layers:
+            for name in ("dropout", "dropout1", "dropout2"):
+                setattr(encoder_layer, name, FastDropout(dropout))
 
     def forward(self, x: Tensor) -> Tensor:
         length = x.size(1)
