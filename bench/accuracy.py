@@ -30,6 +30,10 @@ RESULTS_DIR = Path("docs/results")
 
 log = logging.getLogger("bench.accuracy")
 
+#: Fields of every record in accuracy.json.
+REQUIRED_FIELDS = {"dataset", "model", "seed", "best_epoch", "epochs_run", "sec_per_epoch",
+                   "device", "valid", "test", "config", "label", "note", "overrides"}
+
 
 def experiment_config(spec: dict[str, Any], dataset_dir: Path, threads: int) -> ExperimentConfig:
     """A grid entry ``{dataset, model, seed, overrides, note}`` → ExperimentConfig."""
@@ -75,23 +79,27 @@ def merged_records(runs_dir: Path, results_dir: Path) -> list[dict[str, Any]]:
     return sorted(merged.values(), key=lambda r: (r["dataset"], r["model"], r["label"]))
 
 
-def run_grid(grid: list[dict[str, Any]], only: set[str] | None, threads: int,
-             dataset_dir: Path, runs_dir: Path, results_dir: Path) -> None:
+def next_spec(grid_path: Path, only: set[str] | None, runs_dir: Path,
+              results_dir: Path) -> tuple[dict[str, Any], Path] | None:
+    """The first grid entry that is neither finished nor held by a live worker (claimed now).
+    The grid file is re-read each time, so entries can be appended while workers run."""
+    done = {(r["dataset"], r["label"]) for r in merged_records(runs_dir, results_dir)}
+    for spec in json.loads(grid_path.read_text()):
+        if (only and spec["dataset"] not in only) or (spec["dataset"], run_label(spec)) in done:
+            continue
+        run_dir = runs_dir / spec["dataset"] / run_label(spec)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if claim(run_dir):
+            return spec, run_dir
+    return None
+
+
+def run_grid(grid_path: Path, only: set[str] | None, threads: int, dataset_dir: Path,
+             runs_dir: Path, results_dir: Path) -> None:
     from training.trainer import Trainer
 
-    for spec in grid:
-        if only and spec["dataset"] not in only:
-            continue
-        label = run_label(spec)
-        done = {(r["dataset"], r["label"]) for r in merged_records(runs_dir, results_dir)}
-        if (spec["dataset"], label) in done:
-            log.info("skip %s/%s (finished)", spec["dataset"], label)
-            continue
-        run_dir = runs_dir / spec["dataset"] / label
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not claim(run_dir):
-            log.info("skip %s (another worker is training it)", run_dir)
-            continue
+    while (pending := next_spec(grid_path, only, runs_dir, results_dir)) is not None:
+        spec, run_dir = pending
         (run_dir / "spec.json").write_text(json.dumps(spec, indent=2))
         log.info("train %s", run_dir)
         trainer = Trainer(experiment_config(spec, dataset_dir, threads), run_dir,
@@ -128,9 +136,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not args.report_only:
-        grid = json.loads(args.grid.read_text())
-        run_grid(grid, set(args.only) if args.only else None, args.threads, args.datasets,
-                 args.runs, args.results)
+        run_grid(args.grid, set(args.only) if args.only else None, args.threads,
+                 args.datasets, args.runs, args.results)
     write_report(merged_records(args.runs, args.results), args.results)
 
 

@@ -19,6 +19,9 @@ from model.graph import ItemGraphPropagation
 from model.losses import info_nce
 from model.session_encoder import SessionEncoder
 
+#: Paired contrastive views: (ID view a, graph view a, ID view b, graph view b), ``[M, d]`` each.
+ViewPair = tuple[Tensor, Tensor | None, Tensor, Tensor | None]
+
 
 class MVCRec(nn.Module):
     """Session encoder + graph item table + LightGCN propagation + the training losses.
@@ -33,6 +36,9 @@ class MVCRec(nn.Module):
         graph_layers / graph_combine: LightGCN depth ``K`` and layer combination.
         cl_weight: ``λ``; cl_temperature: ``τ``; cl_terms: which of ``seq``, ``graph``,
             ``cross`` are on.
+        cl_views: ``"augment"`` contrasts the last positions of two crop/mask/reorder copies;
+            ``"dropout"`` contrasts every position of the batch with a second pass of it
+            (model-level augmentation, as in DuoRec's unsupervised term).
 
     Shapes:
         - adjacency: normalised ``[N+1, N+1]`` sparse
@@ -43,10 +49,13 @@ class MVCRec(nn.Module):
     def __init__(self, encoder: SessionEncoder, graph_source: str = "own", graph_layers: int = 2,
                  graph_combine: str = "mean", cl_weight: float = 0.1,
                  cl_temperature: float = 0.2,
-                 cl_terms: tuple[str, ...] = ("seq", "graph", "cross")) -> None:
+                 cl_terms: tuple[str, ...] = ("seq", "graph", "cross"), cl_views: str = "augment",
+                 cl_max_positions: int = 2048) -> None:
         super().__init__()
         if graph_source not in ("own", "id"):
             raise ValueError(f"graph_source must be 'own' or 'id', got {graph_source!r}")
+        if cl_views not in ("augment", "dropout"):
+            raise ValueError(f"cl_views must be 'augment' or 'dropout', got {cl_views!r}")
         unknown = set(cl_terms) - {"seq", "graph", "cross"}
         if unknown:
             raise ValueError(f"unknown contrastive terms {sorted(unknown)}")
@@ -54,6 +63,8 @@ class MVCRec(nn.Module):
         self.graph_source = graph_source
         self.cl_weight = cl_weight
         self.cl_temperature = cl_temperature
+        self.cl_views = cl_views
+        self.cl_max_positions = cl_max_positions
         self.cl_terms = tuple(t for t in cl_terms if encoder.use_graph_view or t == "seq")
         num_items, dim = encoder.num_items, encoder.dim
         if encoder.use_graph_view:
@@ -106,31 +117,58 @@ class MVCRec(nn.Module):
         logits = query @ self.item_table(g).T  # [P N+1]
         losses = {"ce": F.cross_entropy(logits.float(), targets[valid])}
         total = losses["ce"]
-        if self.cl_weight > 0 and self.cl_terms and augmented is not None:
-            assert augmented_lengths is not None
-            contrastive = self._contrastive_terms(g, augmented, augmented_lengths)
+        if self.cl_weight > 0 and self.cl_terms:
+            if self.cl_views == "dropout":
+                pair = self._dropout_views(g, inputs, valid, h_id, h_graph)
+            elif augmented is not None and augmented_lengths is not None:
+                pair = self._augmented_views(g, augmented, augmented_lengths)
+            else:
+                raise ValueError("contrastive terms with cl_views='augment' need augmented "
+                                 "sequences")
+            contrastive = self._contrastive_terms(*pair)
             losses.update(contrastive)
             total = total + self.cl_weight * sum(contrastive.values())
         losses["loss"] = total
         return losses
 
-    def _contrastive_terms(self, g: Tensor | None, augmented: Tensor, lengths: Tensor,
-                           ) -> dict[str, Tensor]:
-        """InfoNCE between the two stacked augmentations' last-position vectors."""
+    def _augmented_views(self, g: Tensor | None, augmented: Tensor, lengths: Tensor) -> ViewPair:
+        """Last-position vectors of the two stacked augmentations ``[2B, L']``."""
         h_id, h_graph = self.encoder.encode_views(augmented, self.graph_rows(g, augmented))
         rows = torch.arange(augmented.size(0), device=augmented.device)
         last = lengths - 1
-        z_id = h_id[rows, last].float()  # [2B d]
-        half = z_id.size(0) // 2
+        half = augmented.size(0) // 2
+        z_id = h_id[rows, last]  # [2B d]
+        z_graph = None if h_graph is None else h_graph[rows, last]
+        return (z_id[:half], None if z_graph is None else z_graph[:half],
+                z_id[half:], None if z_graph is None else z_graph[half:])
+
+    def _dropout_views(self, g: Tensor | None, inputs: Tensor, valid: Tensor, h_id: Tensor,
+                       h_graph: Tensor | None) -> ViewPair:
+        """The main pass and a second pass of the same batch (another dropout draw), compared
+        at every valid position (at most ``cl_max_positions``, sampled)."""
+        h_id_b, h_graph_b = self.encoder.encode_views(inputs, self.graph_rows(g, inputs))
+        picked = torch.nonzero(valid.flatten()).flatten()  # [P]
+        if picked.numel() > self.cl_max_positions:
+            keep = torch.randperm(picked.numel(), device=picked.device)[: self.cl_max_positions]
+            picked = picked[keep]
+
+        def at(h: Tensor | None) -> Tensor | None:
+            return None if h is None else h.flatten(0, 1)[picked]
+
+        return at(h_id), at(h_graph), at(h_id_b), at(h_graph_b)  # type: ignore[return-value]
+
+    def _contrastive_terms(self, id_a: Tensor, graph_a: Tensor | None, id_b: Tensor,
+                           graph_b: Tensor | None) -> dict[str, Tensor]:
+        """InfoNCE terms between views ``a`` and ``b`` (rows are paired) ``[M, d]``."""
+        tau = self.cl_temperature
         terms: dict[str, Tensor] = {}
         if "seq" in self.cl_terms:
-            terms["cl_seq"] = info_nce(z_id[:half], z_id[half:], self.cl_temperature)
-        if h_graph is not None:
-            z_graph = h_graph[rows, last].float()  # [2B d]
+            terms["cl_seq"] = info_nce(id_a.float(), id_b.float(), tau)
+        if graph_a is not None and graph_b is not None:
             if "graph" in self.cl_terms:
-                terms["cl_graph"] = info_nce(z_graph[:half], z_graph[half:], self.cl_temperature)
+                terms["cl_graph"] = info_nce(graph_a.float(), graph_b.float(), tau)
             if "cross" in self.cl_terms:
-                terms["cl_cross"] = info_nce(z_graph[:half], z_id[half:], self.cl_temperature)
+                terms["cl_cross"] = info_nce(graph_a.float(), id_b.float(), tau)
         return terms
 
     def full_sort_predict(self, item_ids: Tensor, lengths: Tensor, g: Tensor | None,

@@ -33,6 +33,7 @@ class ModelConfig:
     cl_weight: float = 0.1  # λ
     cl_temperature: float = 0.2  # τ
     cl_terms: tuple[str, ...] = ("seq", "graph", "cross")
+    cl_views: str = "augment"  # augment (crop/mask/reorder copies) | dropout (second pass)
     crop_keep: float = 0.6  # η
     mask_ratio: float = 0.3  # γ
     reorder_ratio: float = 0.2  # β

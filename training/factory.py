@@ -23,12 +23,13 @@ def build_model(config: ModelConfig, num_items: int, max_len: int) -> MVCRec:
     encoder = SessionEncoder(**encoder_kwargs(config, num_items, max_len))
     return MVCRec(encoder, graph_source=config.graph_source, graph_layers=config.graph_layers,
                   graph_combine=config.graph_combine, cl_weight=config.cl_weight,
-                  cl_temperature=config.cl_temperature, cl_terms=tuple(config.cl_terms))
+                  cl_temperature=config.cl_temperature, cl_terms=tuple(config.cl_terms),
+                  cl_views=config.cl_views)
 
 
 def build_augmenter(config: ModelConfig, num_items: int) -> Augmenter | None:
     """Augmentations are only drawn when a contrastive term will use them."""
-    if config.cl_weight <= 0 or not config.cl_terms:
+    if config.cl_weight <= 0 or not config.cl_terms or config.cl_views != "augment":
         return None
     return Augmenter(config.crop_keep, config.mask_ratio, config.reorder_ratio,
                      mask_token=num_items + 1)

@@ -105,7 +105,8 @@ class Trainer:
 
     def load_checkpoint(self) -> None:
         state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
-        if state["config"] != self.config.to_dict():
+        # normalised through from_dict, so options added since the checkpoint take defaults
+        if ExperimentConfig.from_dict(state["config"]).to_dict() != self.config.to_dict():
             raise ValueError(f"{self.checkpoint_path} was written with a different config; "
                              "use a new run directory or the same config to resume")
         self.model.load_state_dict(state["model"])

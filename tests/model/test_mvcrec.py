@@ -52,3 +52,13 @@ def test_scores_are_inner_products_with_the_fused_table(prepared):
         u_e = model.encoder.fuse_id(h_id[:, -1], h_graph[:, -1])
         e = model.encoder.item_embedding.weight[: prepared.num_items + 1]
         torch.testing.assert_close(scores, u_g @ g.T + u_e @ e.T, atol=1e-5, rtol=1e-5)
+
+
+def test_dropout_views_need_no_augmented_batch(prepared):
+    config = preset("mvcrec", dim=16, ffn_dim=32, cl_views="dropout")
+    assert build_augmenter(config.model, prepared.num_items) is None
+    model = build_model(config.model, prepared.num_items, 10)
+    batch = next(TrainBatcher(prepared.split.train, 10, 32).epoch(np.random.default_rng(0)))
+    losses = model.calculate_loss(batch.inputs, batch.targets, prepared.adjacency)
+    assert {"cl_seq", "cl_graph", "cl_cross"} <= set(losses)
+    assert all(torch.isfinite(v) for v in losses.values())
