@@ -40,4 +40,6 @@ train-demo: $(DEMO_DATA)
 	$(PY) -m training train --data $(DEMO_DATA) --model mvcrec --epochs 20 \
 		--set model.dim=32 train.patience=3 --run-dir runs/demo --export artifacts --name demo
 
+# Serves the newest demo artifact; with REDIS_URL unset it uses an in-process store.
 run: train-demo
+	ARTIFACT_DIR=artifacts MODEL_NAME=demo $(PY) -m service

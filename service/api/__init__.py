@@ -1,0 +1,1 @@
+"""HTTP layer: routers, their request/response models, dependencies and error handlers."""

@@ -1,0 +1,51 @@
+"""Dependencies, as ``Annotated`` aliases. They are ``async`` because they only read references,
+so FastAPI runs them on the event loop instead of a worker thread."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.config import Settings
+from service.runtime import Runtime
+from service.state import ServingState
+from service.store import EmbeddingStore
+
+
+class ModelNotLoaded(RuntimeError):
+    """No model version is loaded yet (the store was unreachable or the artifact is missing)."""
+
+
+async def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+async def get_state(runtime: RuntimeDep) -> ServingState:
+    """The served version, read once per request."""
+    state = runtime.state
+    if state is None:
+        raise ModelNotLoaded(f"no model version loaded yet ({runtime.last_error or 'starting'})")
+    return state
+
+
+StateDep = Annotated[ServingState, Depends(get_state)]
+
+
+async def get_store(runtime: RuntimeDep) -> EmbeddingStore:
+    return runtime.store
+
+
+StoreDep = Annotated[EmbeddingStore, Depends(get_store)]

@@ -1,0 +1,133 @@
+"""``POST /recommend`` and ``POST /recommend/batch``: next items for live sessions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    StrictInt,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
+
+from service import metrics
+from service.api.deps import SettingsDep, StateDep, StoreDep
+from service.api.errors import limit_error
+from service.config import Settings
+from service.recommender import Query, Result, recommend
+
+router = APIRouter(prefix="/recommend", tags=["recommend"])
+
+
+def _item_id(value: Any) -> str | int:
+    # bool is an int subclass and must not pass as an id
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise PydanticCustomError("item_id_type",
+                              "item ids must be strings or integers, got {kind}",
+                              {"kind": type(value).__name__})
+
+
+ItemId = Annotated[str | int, PlainValidator(_item_id),
+                   WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}]})]
+
+_EXAMPLE: dict[str, Any] = {"session": ["cat03-sku004", "cat03-sku005", "cat03-sku006"], "k": 5,
+            "exclude_seen": True, "exclude": ["cat03-sku010"]}
+
+
+class RecommendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
+
+    session: list[ItemId] = Field(
+        description="External item ids, oldest first (MAX_SESSION_LENGTH at most; the model reads "
+                    "the most recent L). Unknown ids are ignored and listed in the response.")
+    k: StrictInt = Field(10, description="How many items to return, 1..MAX_K.")
+    exclude_seen: StrictBool = Field(True, description="Leave out items of the session.")
+    exclude: list[ItemId] = Field(default_factory=list,
+                                  description="Items never to return (MAX_EXCLUDE at most).")
+
+
+class ScoredItem(BaseModel):
+    item: str
+    score: float = Field(description="Inner product with the session query (model), or the "
+                                     "training interaction count (popular).")
+
+
+class RecommendResponse(BaseModel):
+    items: list[ScoredItem]
+    model_version: str
+    strategy: Literal["model", "popular"] = Field(
+        description="popular: empty or all-unknown session, ranked by training popularity")
+    ignored_items: list[str | int]
+    recommendation_id: str = Field(description="UUID to join impressions and clicks later")
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={"examples": [{"requests": [_EXAMPLE,
+                                                                            {"session": []}]}]})
+
+    requests: list[RecommendRequest] = Field(description="MAX_BATCH_REQUESTS at most")
+
+
+class BatchResponse(BaseModel):
+    results: list[RecommendResponse]
+    model_version: str
+
+
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "Redis or the model is unavailable; retry after Retry-After seconds"},
+}
+
+
+@router.post("", response_model=RecommendResponse, responses=_UNAVAILABLE)
+def recommend_one(body: RecommendRequest, state: StateDep, store: StoreDep,
+                  settings: SettingsDep) -> RecommendResponse:
+    """Next items for one session (the model, or the popularity fallback)."""
+    query = _query(body, settings, ("body",))
+    return _response(recommend(state, store, [query])[0], state.version)
+
+
+@router.post("/batch", response_model=BatchResponse, responses=_UNAVAILABLE)
+def recommend_batch(body: BatchRequest, state: StateDep, store: StoreDep,
+                    settings: SettingsDep) -> BatchResponse:
+    """Several sessions in one call (one store round trip, one encoder pass, one search)."""
+    if len(body.requests) > settings.max_batch_requests:
+        raise limit_error(("body", "requests"),
+                          f"{len(body.requests)} requests; at most "
+                          f"{settings.max_batch_requests} per batch (MAX_BATCH_REQUESTS)")
+    queries = [_query(request, settings, ("body", "requests", i))
+               for i, request in enumerate(body.requests)]
+    results = recommend(state, store, queries)
+    return BatchResponse(results=[_response(r, state.version) for r in results],
+                         model_version=state.version)
+
+
+def _query(body: RecommendRequest, settings: Settings, loc: tuple[str | int, ...]) -> Query:
+    if len(body.session) > settings.max_session_length:
+        raise limit_error(loc + ("session",),
+                          f"session has {len(body.session)} items; at most "
+                          f"{settings.max_session_length} are accepted (MAX_SESSION_LENGTH)")
+    if not 1 <= body.k <= settings.max_k:
+        raise limit_error(loc + ("k",), f"k must be between 1 and {settings.max_k}, got {body.k}")
+    if len(body.exclude) > settings.max_exclude:
+        raise limit_error(loc + ("exclude",),
+                          f"exclude has {len(body.exclude)} items; at most "
+                          f"{settings.max_exclude} are accepted (MAX_EXCLUDE)")
+    return Query(body.session, body.k, body.exclude_seen, body.exclude)
+
+
+def _response(result: Result, version: str) -> RecommendResponse:
+    metrics.RECOMMENDATIONS.labels(result.strategy).inc()
+    metrics.IGNORED_ITEMS.inc(len(result.ignored))
+    return RecommendResponse(
+        items=[ScoredItem(item=item, score=score) for item, score in result.items],
+        model_version=version, strategy=result.strategy, ignored_items=result.ignored,
+        recommendation_id=str(uuid.uuid4()))

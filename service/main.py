@@ -1,0 +1,83 @@
+"""The FastAPI application and its entry point.
+
+    python -m service                     # uvicorn with host/port from the settings
+    uvicorn service.main:create_app --factory --host 0.0.0.0 --port 8000
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import anyio.to_thread
+import faiss
+import torch
+import uvicorn
+from fastapi import FastAPI
+
+from service.api.body_limit import BodyLimitMiddleware
+from service.api.errors import install_error_handlers
+from service.api.routes import health, items, recommend
+from service.config import Settings, get_settings
+from service.metrics import MetricsMiddleware
+from service.runtime import Runtime
+from service.store import create_store
+from training.device import pick_device
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Next-item recommendations from an MVCrec model.
+
+The session encoder runs on `DEVICE`, graph-view item embeddings come from Redis (the active
+version), and retrieval is an exact inner-product FAISS search over fused item embeddings.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the model, index and store client are created in its lifespan."""
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.cpu_threads:
+            torch.set_num_threads(settings.cpu_threads)
+            faiss.omp_set_num_threads(settings.cpu_threads)
+        store = create_store(settings.redis_url, settings.key_prefix, settings.redis_timeout_s)
+        if settings.redis_url is None:
+            log.warning("REDIS_URL is not set: using an in-process store (quick start only)")
+        runtime = Runtime(settings, store, pick_device(settings.device))
+        await anyio.to_thread.run_sync(runtime.refresh)
+        app.state.runtime = runtime
+        watcher = asyncio.create_task(runtime.watch())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            store.close()
+
+    app = FastAPI(title="MVCrec recommendations", version="1.0", description=DESCRIPTION,
+                  lifespan=lifespan)
+    app.state.settings = settings
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware)
+    install_error_handlers(app, settings.retry_after_s)
+    for router in (recommend.router, items.router, health.router):
+        app.include_router(router)
+    return app
+
+
+def main() -> None:
+    """Serve with uvicorn; host, port and log level come from the settings."""
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run("service.main:create_app", factory=True, host=settings.host, port=settings.port,
+                log_level=settings.log_level)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Redis goes away mid-run and comes back empty: 503s (never 500s), then recovery on re-publish."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from service.main import create_app
+from service.publish import publish_version
+from service.store import RedisStore
+
+from .conftest import NAME
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A throw-away ``redis-server`` without persistence (a restart loses every key)."""
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port = port
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        client.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server binary not found on PATH")
+    server = RedisServer(free_port(), tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_redis_restart(server, make_settings, versions):
+    store = RedisStore(server.url, "restart")
+    publish_version(store, versions[0], NAME)
+    settings = make_settings(redis_url=server.url, key_prefix="restart", poll_interval_s=0.05,
+                             retry_after_s=7)
+    request = {"session": versions[0].item_ids[1:4], "k": 5}
+    with TestClient(create_app(settings)) as client:
+        before = client.post("/recommend", json=request)
+        assert before.status_code == 200
+
+        server.stop()
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert "store (Redis) is not answering" in ready.json()["reasons"]
+        down = client.post("/recommend", json=request)
+        assert down.status_code == 503
+        assert down.headers["retry-after"] == "7"
+        assert "Redis is unavailable" in down.json()["detail"]
+        batch = client.post("/recommend/batch", json={"requests": [request]})
+        assert batch.status_code == 503
+        # the popularity fallback needs no Redis
+        assert client.post("/recommend", json={"session": []}).status_code == 200
+        time.sleep(0.2)  # the watcher polls a dead Redis a few times without crashing
+
+        server.start()  # back, but empty
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert "re-publish" in ready.json()["reasons"][0]
+        missing = client.post("/recommend", json=request)
+        assert missing.status_code == 503 and "missing from the store" in missing.text
+
+        publish_version(store, versions[0], NAME)
+        assert client.get("/readyz").status_code == 200
+        after = client.post("/recommend", json=request)
+        assert after.status_code == 200
+        assert after.json()["items"] == before.json()["items"]
+        metrics = client.get("/metrics").text
+        assert 'mvcrec_store_errors_total{reason="unavailable"}' in metrics
+        assert 'mvcrec_http_requests_total{method="POST",route="/recommend",status="500"}' \
+            not in metrics
+    store.close()
+
+
+def test_start_while_redis_is_down(server, make_settings, versions):
+    """The app starts without Redis, is not ready, and loads the model once Redis is back."""
+    server.stop()
+    settings = make_settings(redis_url=server.url, key_prefix="late", poll_interval_s=0.05)
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["reasons"][0].startswith("model not loaded: Redis is unavailable")
+        assert client.post("/recommend", json={"session": []}).status_code == 503
+        server.start()
+        deadline = time.monotonic() + 10
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "the model was not loaded after Redis came back"
+            time.sleep(0.05)
+        body = client.post("/recommend", json={"session": versions[0].item_ids[1:3]}).json()
+        assert body["strategy"] == "model"
