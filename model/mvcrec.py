@@ -12,11 +12,10 @@ terms use cosine similarity with a temperature; augmentations work on copies.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.graph import ItemGraphPropagation
-from model.losses import info_nce
+from model.losses import full_softmax_cross_entropy, info_nce
 from model.session_encoder import SessionEncoder
 
 #: Paired contrastive views: (ID view a, graph view a, ID view b, graph view b), ``[M, d]`` each.
@@ -114,8 +113,7 @@ class MVCRec(nn.Module):
         h_id, h_graph = self.encoder.encode_views(inputs, self.graph_rows(g, inputs))
         valid = targets > 0  # [B L]
         query = self.encoder.fuse(h_id[valid], None if h_graph is None else h_graph[valid])
-        logits = query @ self.item_table(g).T  # [P N+1]
-        losses = {"ce": F.cross_entropy(logits.float(), targets[valid])}
+        losses = {"ce": full_softmax_cross_entropy(query, self.item_table(g), targets[valid])}
         total = losses["ce"]
         if self.cl_weight > 0 and self.cl_terms:
             if self.cl_views == "dropout":

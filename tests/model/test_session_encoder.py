@@ -1,8 +1,9 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from model.fusion import AttentionFusion, make_fusion
-from model.losses import info_nce
+from model.losses import full_softmax_cross_entropy, info_nce
 from model.session_encoder import SessionEncoder
 
 
@@ -78,3 +79,18 @@ def test_info_nce_hand_computed_for_two_samples():
     tau = 0.5
     expected = -torch.log(torch.exp(torch.tensor(2.0)) / (torch.exp(torch.tensor(2.0)) + 2))
     torch.testing.assert_close(info_nce(z1, z2, tau), expected)
+
+
+@pytest.mark.parametrize("rows", [1, 7, 64])
+def test_chunked_cross_entropy_equals_the_library_one(rows):
+    torch.manual_seed(rows)
+    query = torch.randn(rows, 8, requires_grad=True)
+    table = torch.randn(30, 8, requires_grad=True)
+    targets = torch.randint(0, 30, (rows,))
+    chunked = full_softmax_cross_entropy(query, table, targets, max_logits=50)  # chunks of 1 row
+    grads = torch.autograd.grad(chunked, (query, table))
+    reference = F.cross_entropy(query @ table.T, targets)
+    expected = torch.autograd.grad(reference, (query, table))
+    torch.testing.assert_close(chunked, reference)
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
