@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,20 +29,46 @@ class Settings(BaseSettings):
         default="auto", description="auto: GPU index when faiss has GPU support and DEVICE is cuda")
     cpu_threads: int = Field(default=0, ge=0, description="torch/faiss CPU threads; 0: default")
     auto_publish: bool = Field(
-        default=True, description="publish the newest local version when the store names none")
+        default=True, description="publish the newest local version when the store names none, "
+                                  "or re-publish the served one when Redis lost it")
     poll_interval_s: float = Field(default=2.0, gt=0, description="active-pointer poll interval")
     swap_retry_s: float = Field(default=30.0, ge=0, description="wait before retrying a version")
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After of a 503 response")
+    store_cooldown_s: float = Field(
+        default=1.0, ge=0, description="after a Redis failure, fail fast for this long")
+    local_copy_max_bytes: int = Field(
+        default=256 * 2**20, ge=0,
+        description="keep the active version's graph rows in process (served while Redis fails) "
+                    "when they take at most this; 0: never (503 while Redis fails)")
+    admin_token: SecretStr | None = Field(
+        default=None, description="bearer token of /admin; unset: the admin API is disabled")
 
     max_session_length: int = Field(default=1000, ge=1)
     max_exclude: int = Field(default=1000, ge=0)
     max_k: int = Field(default=100, ge=1)
     max_batch_requests: int = Field(default=64, ge=1)
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    max_concurrent_per_client: int = Field(default=32, ge=0, description="0: no limit")
+    rate_limit_per_s: float = Field(default=0.0, ge=0, description="per client; 0: no limit")
+    rate_limit_burst: int = Field(default=100, ge=1, description="token bucket size")
+
+    session_max_events: int = Field(default=200, ge=1, description="newest events kept")
+    session_ttl_s: int = Field(default=24 * 3600, ge=1, description="after the last append")
+    max_events_per_append: int = Field(default=100, ge=1)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "info"
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _check_admin_token(cls, value: object) -> object:
+        if value in (None, ""):
+            return None  # ADMIN_TOKEN= (empty) disables the admin API like an unset one
+        secret = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        if len(secret) < 16:
+            raise ValueError("ADMIN_TOKEN must have at least 16 characters")
+        return value
 
     @field_validator("device")
     @classmethod

@@ -16,13 +16,16 @@ import faiss
 import torch
 import uvicorn
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from service.api.body_limit import BodyLimitMiddleware
 from service.api.errors import install_error_handlers
-from service.api.routes import health, items, recommend
+from service.api.limits import ClientLimitMiddleware
+from service.api.routes import admin, demo, health, items, recommend, sessions
 from service.config import Settings, get_settings
 from service.metrics import MetricsMiddleware
 from service.runtime import Runtime
+from service.sessions import create_sessions
 from service.store import create_store
 from training.device import pick_device
 
@@ -44,12 +47,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.cpu_threads:
             torch.set_num_threads(settings.cpu_threads)
             faiss.omp_set_num_threads(settings.cpu_threads)
-        store = create_store(settings.redis_url, settings.key_prefix, settings.redis_timeout_s)
+        store = create_store(settings.redis_url, settings.key_prefix, settings.redis_timeout_s,
+                             settings.store_cooldown_s)
         if settings.redis_url is None:
             log.warning("REDIS_URL is not set: using an in-process store (quick start only)")
         runtime = Runtime(settings, store, pick_device(settings.device))
         await anyio.to_thread.run_sync(runtime.refresh)
         app.state.runtime = runtime
+        app.state.sessions = create_sessions(store, settings.session_max_events,
+                                             settings.session_ttl_s)
         watcher = asyncio.create_task(runtime.watch())
         try:
             yield
@@ -63,10 +69,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   lifespan=lifespan)
     app.state.settings = settings
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ClientLimitMiddleware, max_concurrent=settings.max_concurrent_per_client,
+                       rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst)
     app.add_middleware(MetricsMiddleware)
     install_error_handlers(app, settings.retry_after_s)
-    for router in (recommend.router, items.router, health.router):
+    for router in (recommend.router, items.router, sessions.router, admin.router, health.router,
+                   demo.router):
         app.include_router(router)
+    app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")
     return app
 
 

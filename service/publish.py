@@ -2,7 +2,8 @@
 
     python -m service.publish --artifact-dir artifacts --name demo [--version V] [--no-activate]
     python -m service.publish list --name demo
-    python -m service.publish activate --name demo --version V      # switch or roll back
+    python -m service.publish activate --name demo --version V      # switch to any version
+    python -m service.publish rollback --name demo                  # back to the previous one
     python -m service.publish delete --name demo --version V        # only an inactive version
 
 ``REDIS_URL`` (or ``--redis-url``) names the Redis server; ``KEY_PREFIX`` the key prefix.
@@ -79,6 +80,15 @@ def publish_version(store: EmbeddingStore, artifact: Artifact, name: str,
     return written
 
 
+def rollback(store: EmbeddingStore, name: str) -> tuple[str, str | None]:
+    """Activate the version that was active before the current one; return it and the one it
+    replaced. Rolling back twice returns to where it started."""
+    target = store.previous(name)
+    if target is None:
+        raise VersionStateError(f"no previous version of {name} to roll back to")
+    return target, store.activate(name, target)
+
+
 def verify_version(store: EmbeddingStore, name: str, version: str,
                    rows: np.ndarray) -> str | None:
     """Compare every stored row with ``rows [N, d]``; ``None`` when identical, else the first
@@ -121,6 +131,8 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--version", help="default: the newest version on disk")
     publish.add_argument("--no-activate", action="store_true", help="publish only")
     commands.add_parser("list", parents=[common], help="versions in the store")
+    commands.add_parser("rollback", parents=[common],
+                        help="activate the version that was active before the current one")
     for command, text in (("activate", "point the service at a published version"),
                           ("delete", "remove an inactive version from the store")):
         sub = commands.add_parser(command, parents=[common], help=text)
@@ -165,6 +177,9 @@ def _run(args: argparse.Namespace, store: RedisStore) -> int:
             marker = "*" if version == active else " "
             out.write(f"{marker} {version}  {status}  items={meta.get('num_items', '?')}  "
                       f"dim={meta.get('dim', '?')}  published={meta.get('published_at', '?')}\n")
+    elif args.command == "rollback":
+        active, previous = rollback(store, args.name)
+        out.write(f"active: {args.name} {active} (rolled back from {previous})\n")
     elif args.command == "activate":
         previous = store.activate(args.name, args.version)
         out.write(f"active: {args.name} {args.version} (was {previous})\n")

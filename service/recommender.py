@@ -4,6 +4,9 @@ Per batch of sessions: map external ids, fetch the graph-view rows of every item
 read in one store round trip, encode all sessions in one call, search the index once with room for
 the items to exclude, then drop excluded items and keep ``k``. Sessions with no known item get the
 popularity ranking instead.
+
+When Redis fails (or lost the version's rows) the rows come from the state's in-process copy of the
+same version, when it has one; without one the store's error propagates (a 503 upstream).
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from typing import Literal
 
 import numpy as np
 
+from service import metrics
 from service.encoding import EncoderInput
 from service.state import ServingState
-from service.store import ROW_DTYPE, EmbeddingStore, VersionStateError
+from service.store import ROW_DTYPE, EmbeddingStore, StoreUnavailable, VersionStateError
 
 ItemId = str | int
 Strategy = Literal["model", "popular"]
@@ -92,14 +96,25 @@ def fetch_graph_rows(state: ServingState, store: EmbeddingStore,
     if not state.graph_view:
         return [None] * len(sessions)
     unique = np.unique(np.concatenate(sessions))  # [U] sorted
+    try:
+        table = _read_store(state, store, unique)  # [U d]
+    except (StoreUnavailable, VersionStateError) as error:
+        if state.local_graph is None:
+            raise
+        reason = "unavailable" if isinstance(error, StoreUnavailable) else "missing_data"
+        metrics.LOCAL_GRAPH_READS.labels(reason).inc()
+        table = state.local_graph[unique]
+    return [table[np.searchsorted(unique, session)] for session in sessions]
+
+
+def _read_store(state: ServingState, store: EmbeddingStore, unique: np.ndarray) -> np.ndarray:
     raw = store.read_rows(state.name, state.version, unique.tolist())
     width = state.dim * ROW_DTYPE.itemsize
     if any(value is None or len(value) != width for value in raw):
         raise VersionStateError(f"graph rows of {state.name} version {state.version} are missing "
                                 "from the store; re-publish it (python -m service.publish)")
-    table = np.frombuffer(b"".join(value for value in raw if value is not None),
-                          dtype=ROW_DTYPE).reshape(len(unique), state.dim)  # [U d]
-    return [table[np.searchsorted(unique, session)] for session in sessions]
+    return np.frombuffer(b"".join(value for value in raw if value is not None),
+                         dtype=ROW_DTYPE).reshape(len(unique), state.dim)
 
 
 def popular(state: ServingState, k: int, excluded: set[int]) -> list[tuple[str, float]]:

@@ -3,14 +3,20 @@ swaps in a newly activated version.
 
 The swap builds the new :class:`ServingState` completely (artifact verified, encoder on the
 device, index built) and then replaces one reference; requests read that reference once.
+
+When the store names no active version while this replica serves one (Redis restarted empty), the
+replica re-publishes its served version from its verified artifact and re-activates it unless
+another replica was faster (``AUTO_PUBLISH``); until then requests use the in-process copy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio.to_thread
 import torch
@@ -25,10 +31,20 @@ from service.store import EmbeddingStore, StoreUnavailable, VersionStateError
 log = logging.getLogger(__name__)
 
 
+# what a failure is called where clients can read it (no hosts, paths or exception text)
+_PUBLIC_REASONS: dict[type[Exception], str] = {
+    StoreUnavailable: "Redis is unavailable",
+    ArtifactError: "the model artifact is missing or invalid",
+    VersionStateError: "the version is not completely published",
+    PublishError: "publishing the version failed verification",
+}
+
+
 @dataclass(frozen=True)
 class _Failure:
     version: str | None
     reason: str
+    public: str
     at: float
 
 
@@ -41,28 +57,52 @@ class Runtime:
         self.device = device
         self.state: ServingState | None = None
         self._failure: _Failure | None = None
+        self._lock = threading.Lock()
 
     @property
     def last_error(self) -> str | None:
+        """Why the last refresh failed, in full (for logs and the admin API)."""
         return None if self._failure is None else self._failure.reason
+
+    @property
+    def public_error(self) -> str | None:
+        """The same, as a short phrase that is safe to show to any client."""
+        return None if self._failure is None else self._failure.public
 
     def refresh(self) -> bool:
         """Serve the version the store's pointer names if it is not served yet; return whether
-        the state changed. With nothing active and ``auto_publish``, the newest local version is
-        published first. Failures are logged and leave the served state as it is."""
+        the state changed. With nothing active and ``auto_publish``, the served version (or,
+        before one is served, the newest local one) is published first. Failures are logged and
+        leave the served state as it is."""
+        with self._lock:
+            return self._refresh()
+
+    def reload(self) -> bool:
+        """:meth:`refresh` at once, retrying even a version that failed recently."""
+        with self._lock:
+            self._failure = None
+            return self._refresh()
+
+    def _refresh(self) -> bool:
         name = self.settings.model_name
         version: str | None = None
         try:
             version = self.store.active(name)
-            if version is None and self.state is None and self.settings.auto_publish:
-                version = self._publish_newest()
-            if version is None or (self.state is not None and self.state.version == version):
+            if version is None and self.settings.auto_publish:
+                version = None if self.state is None else self.state.version
+                if version is not None and self._recently_failed(version):
+                    return False
+                version = self._publish_local(version)
+            if version is None:
+                return False
+            if self.state is not None and self.state.version == version:
+                self._failure = None  # the store answers and names what is served
                 return False
             if self._recently_failed(version):
                 return False
             state = self._build(version)
         except (StoreUnavailable, ArtifactError, VersionStateError, PublishError) as error:
-            self._fail(version, str(error))
+            self._fail(version, error)
             return False
         previous, self.state = self.state, state
         self._failure = None
@@ -71,12 +111,19 @@ class Runtime:
                  None if previous is None else previous.version, state.index_kind)
         return True
 
-    def _publish_newest(self) -> str | None:
-        """Publish the newest local version and activate it unless another became active."""
+    def _publish_local(self, version: str | None) -> str | None:
+        """Publish ``version`` (the newest local one when ``None``) from the artifact directory
+        and activate it unless another became active meanwhile; return the active version."""
         name = self.settings.model_name
-        artifact = load_artifact(latest_version(self.settings.artifact_dir, name))
+        path: Path = (latest_version(self.settings.artifact_dir, name) if version is None
+                      else self.settings.artifact_dir / name / version)
+        artifact = load_artifact(path)
         publish_version(self.store, artifact, name, activate=False)
         self.store.activate(name, artifact.version, only_if_unset=True)
+        if version is not None:
+            metrics.REPUBLISHES.inc()
+            log.warning("the store had lost the active version; re-published %s version %s",
+                        name, version)
         return self.store.active(name)
 
     def _build(self, version: str) -> ServingState:
@@ -89,7 +136,8 @@ class Runtime:
             artifact = load_artifact(path, device=self.device)
         except ArtifactError as error:
             raise ArtifactError(f"active version {version}: {error}") from None
-        state = build_state(artifact, name, self.device, self.settings.faiss_gpu)
+        state = build_state(artifact, name, self.device, self.settings.faiss_gpu,
+                            self.settings.local_copy_max_bytes)
         if meta.get("dim") != str(state.dim) or meta.get("num_items") != str(state.num_items):
             raise VersionStateError(
                 f"store holds dim={meta.get('dim')} num_items={meta.get('num_items')} for "
@@ -102,11 +150,13 @@ class Runtime:
         return (failure is not None and failure.version == version
                 and time.monotonic() - failure.at < self.settings.swap_retry_s)
 
-    def _fail(self, version: str | None, reason: str) -> None:
+    def _fail(self, version: str | None, error: Exception) -> None:
+        reason = str(error)
         if self._failure is None or self._failure.reason != reason:
             log.error("cannot serve a new version: %s", reason)
         metrics.REFRESH_FAILURES.inc()
-        self._failure = _Failure(version, reason, time.monotonic())
+        public = next(text for kind, text in _PUBLIC_REASONS.items() if isinstance(error, kind))
+        self._failure = _Failure(version, reason, public, time.monotonic())
 
     async def watch(self) -> None:
         """Poll the active pointer every ``poll_interval_s`` until cancelled."""

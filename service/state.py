@@ -33,6 +33,12 @@ class ServingState:
     popularity: np.ndarray  # [N+1] training counts
     graph_view: bool
     dim: int  # d, the width of one graph-view row
+    local_graph: np.ndarray | None  # [N+1, d] copy of the graph rows for Redis outages, or None
+
+    @property
+    def needs_store(self) -> bool:
+        """Whether answering from the model needs Redis (graph view without a local copy)."""
+        return self.graph_view and self.local_graph is None
 
     @property
     def num_items(self) -> int:
@@ -51,8 +57,9 @@ class ServingState:
 
 
 def build_state(artifact: Artifact, name: str, device: torch.device,
-                faiss_gpu: str = "auto") -> ServingState:
-    """Move the encoder to ``device`` and index the fused item embeddings (rows ``1..N``)."""
+                faiss_gpu: str = "auto", local_copy_max_bytes: int = 0) -> ServingState:
+    """Move the encoder to ``device`` and index the fused item embeddings (rows ``1..N``); keep
+    the artifact's graph rows in process when they take at most ``local_copy_max_bytes``."""
     index, kind, resources = build_index(artifact.fused_item_emb[1:], device, faiss_gpu)
     popularity = np.asarray(artifact.popularity)
     popular = np.argsort(-popularity[1:], kind="stable") + 1
@@ -62,7 +69,8 @@ def build_state(artifact: Artifact, name: str, device: torch.device,
         item_index=artifact.item_index(), encoder=QueryEncoder(artifact.encoder, device),
         index=index, index_kind=kind, gpu_resources=resources, fused=artifact.fused_item_emb,
         popular=popular, popularity=popularity, graph_view=graph is not None,
-        dim=0 if graph is None else int(graph.shape[1]))
+        dim=0 if graph is None else int(graph.shape[1]),
+        local_graph=graph if graph is not None and graph.nbytes <= local_copy_max_bytes else None)
 
 
 def build_index(vectors: np.ndarray, device: torch.device, faiss_gpu: str,

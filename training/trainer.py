@@ -12,7 +12,8 @@ import logging
 import os
 import random
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from training.config import ExperimentConfig
 from training.device import pick_device
 from training.evaluation import evaluate
 from training.factory import build_augmenter, build_model
+from training.memory import release_freed_memory
 from training.pipeline import PreparedData, prepare_data
 from training.plots import plot_curves
 
@@ -59,6 +61,8 @@ class Trainer:
         if config.train.num_threads > 0:
             torch.set_num_threads(config.train.num_threads)
         self.device = pick_device(config.train.device)
+        if self.device.type == "cpu":
+            release_freed_memory()
         _seed_everything(config.train.seed)
         self.data = data if data is not None else prepare_data(config.data)
         self.model: MVCRec = build_model(config.model, self.data.num_items,
@@ -128,7 +132,10 @@ class Trainer:
     def fit(self, resume: bool = False) -> RunResult:
         """Train until ``epochs`` or early stop, then test the best validation epoch."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        _attach_log_file(self.run_dir / "train.log")
+        with _log_to_file(self.run_dir / "train.log"):
+            return self._fit(resume)
+
+    def _fit(self, resume: bool) -> RunResult:
         (self.run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
         if resume and self.checkpoint_path.exists():
             self.load_checkpoint()
@@ -220,10 +227,15 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _attach_log_file(path: Path) -> None:
-    if any(getattr(h, "baseFilename", None) == str(path.resolve()) for h in log.handlers):
-        return
+@contextmanager
+def _log_to_file(path: Path) -> Iterator[None]:
+    """Copy the training log into the run directory while one run is in progress."""
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        handler.close()

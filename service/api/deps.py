@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from service.config import Settings
 from service.runtime import Runtime
+from service.sessions import SessionStore
 from service.state import ServingState
 from service.store import EmbeddingStore
 
@@ -37,7 +38,7 @@ async def get_state(runtime: RuntimeDep) -> ServingState:
     """The served version, read once per request."""
     state = runtime.state
     if state is None:
-        raise ModelNotLoaded(f"no model version loaded yet ({runtime.last_error or 'starting'})")
+        raise ModelNotLoaded(f"no model version loaded yet ({runtime.public_error or 'starting'})")
     return state
 
 
@@ -49,3 +50,11 @@ async def get_store(runtime: RuntimeDep) -> EmbeddingStore:
 
 
 StoreDep = Annotated[EmbeddingStore, Depends(get_store)]
+
+
+async def get_sessions(request: Request) -> SessionStore:
+    sessions: SessionStore = request.app.state.sessions
+    return sessions
+
+
+SessionsDep = Annotated[SessionStore, Depends(get_sessions)]

@@ -1,30 +1,59 @@
 """Exception handlers: every client mistake is a 4xx with a readable message, every store
-failure a 503 with ``Retry-After``; nothing a client does should produce a traceback."""
+failure a 503 with ``Retry-After``; nothing a client does should produce a traceback, and no
+error shows a client hosts, paths or exception text (those go to the log)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from service import metrics
 from service.api.deps import ModelNotLoaded
 from service.store import StoreUnavailable, VersionStateError
+
+log = logging.getLogger(__name__)
+
+# metric label and client-facing text of each 503 cause (ModelNotLoaded's text is already safe)
+_UNAVAILABLE: dict[type[Exception], tuple[str, str | None]] = {
+    StoreUnavailable: ("unavailable", "Redis is unavailable"),
+    VersionStateError: ("missing_data", "the model's data is missing from the store"),
+    ModelNotLoaded: ("not_loaded", None),
+}
+
+
+class ErrorMessage(BaseModel):
+    detail: str
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route may answer (for ``responses=``)."""
+    text = {
+        400: "The body could not be read (not UTF-8)",
+        401: "Missing or wrong admin token",
+        403: "Admin API disabled (no ADMIN_TOKEN configured)",
+        404: "Unknown item (not in the served model) or resource",
+        409: "The version's state forbids it",
+        413: "Request body over MAX_BODY_BYTES",
+        429: "Per-client concurrency or rate limit; retry after Retry-After seconds",
+        503: "Redis or the model is unavailable; retry after Retry-After seconds",
+    }
+    return {code: {"model": ErrorMessage, "description": text[code]} for code in codes}
 
 
 def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
     headers = {"Retry-After": str(retry_after_s)}
 
     async def unavailable(request: Request, error: Exception) -> Response:
-        reasons: dict[type[Exception], str] = {
-            StoreUnavailable: "unavailable", VersionStateError: "missing_data",
-            ModelNotLoaded: "not_loaded"}
-        reason = reasons.get(type(error), "other")
+        reason, text = _UNAVAILABLE[type(error)]
         metrics.STORE_ERRORS.labels(reason).inc()
-        return JSONResponse({"detail": f"service temporarily unavailable: {error}"},
+        log.debug("503 for %s: %s", request.url.path, error)
+        return JSONResponse({"detail": f"service temporarily unavailable: {text or error}"},
                             status_code=503, headers=headers)
 
     async def invalid(request: Request, error: Exception) -> Response:

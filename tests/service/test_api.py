@@ -215,7 +215,8 @@ def test_health_readiness_docs(client, versions):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"ready": True, "model_version": versions[0].version,
+    assert ready.json() == {"ready": True, "degraded": False,
+                            "model_version": versions[0].version,
                             "index": "faiss-cpu", "device": "cpu", "reasons": []}
     assert client.get("/docs").status_code == 200
     schema = client.get("/openapi.json").json()

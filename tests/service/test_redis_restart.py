@@ -1,4 +1,5 @@
-"""Redis goes away mid-run and comes back empty: 503s (never 500s), then recovery on re-publish."""
+"""Redis goes away mid-run and comes back empty, without the in-process copy: 503s (never 500s),
+then recovery on re-publish (test_reliability.py covers the default, self-healing setup)."""
 
 from __future__ import annotations
 
@@ -71,11 +72,14 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-def test_redis_restart(server, make_settings, versions):
+def test_redis_restart_without_a_local_copy(server, make_settings, versions):
+    """With the in-process copy and self-repair turned off: 503s while Redis is down or empty,
+    recovery on a manual re-publish."""
     store = RedisStore(server.url, "restart")
     publish_version(store, versions[0], NAME)
     settings = make_settings(redis_url=server.url, key_prefix="restart", poll_interval_s=0.05,
-                             retry_after_s=7)
+                             retry_after_s=7, local_copy_max_bytes=0, auto_publish=False,
+                             store_cooldown_s=0)
     request = {"session": versions[0].item_ids[1:4], "k": 5}
     with TestClient(create_app(settings)) as client:
         before = client.post("/recommend", json=request)

@@ -8,11 +8,11 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
 
 from service.api.deps import SettingsDep, StateDep
-from service.api.errors import limit_error
-from service.api.routes.recommend import ScoredItem
+from service.api.errors import error_responses
+from service.api.routes.recommend import ScoredItem, check_k
 from service.recommender import similar
 
-router = APIRouter(prefix="/items", tags=["items"])
+router = APIRouter(prefix="/items", tags=["items"], responses=error_responses(404, 429, 503))
 
 
 class SimilarResponse(BaseModel):
@@ -21,16 +21,14 @@ class SimilarResponse(BaseModel):
     model_version: str
 
 
-@router.get("/{item_id}/similar", response_model=SimilarResponse,
-            responses={404: {"description": "The item is not in the served model"}})
+@router.get("/{item_id}/similar", response_model=SimilarResponse)
 def similar_items(
     item_id: Annotated[str, Path(examples=["cat03-sku004"])],
     state: StateDep, settings: SettingsDep,
     k: Annotated[int, Query(description="How many items, 1..MAX_K")] = 10,
 ) -> SimilarResponse:
     """Items nearest to ``item_id`` by fused item embedding (the item itself left out)."""
-    if not 1 <= k <= settings.max_k:
-        raise limit_error(("query", "k"), f"k must be between 1 and {settings.max_k}, got {k}")
+    check_k(k, ("query", "k"), settings)
     index = state.item_index.get(item_id)
     if index is None:
         raise HTTPException(404, f"unknown item {item_id!r} (not in model version "

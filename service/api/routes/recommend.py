@@ -19,11 +19,12 @@ from pydantic_core import PydanticCustomError
 
 from service import metrics
 from service.api.deps import SettingsDep, StateDep, StoreDep
-from service.api.errors import limit_error
+from service.api.errors import error_responses, limit_error
 from service.config import Settings
 from service.recommender import Query, Result, recommend
 
-router = APIRouter(prefix="/recommend", tags=["recommend"])
+router = APIRouter(prefix="/recommend", tags=["recommend"],
+                   responses=error_responses(400, 413, 429, 503))
 
 
 def _item_id(value: Any) -> str | int:
@@ -82,20 +83,15 @@ class BatchResponse(BaseModel):
     model_version: str
 
 
-_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
-    503: {"description": "Redis or the model is unavailable; retry after Retry-After seconds"},
-}
-
-
-@router.post("", response_model=RecommendResponse, responses=_UNAVAILABLE)
+@router.post("", response_model=RecommendResponse)
 def recommend_one(body: RecommendRequest, state: StateDep, store: StoreDep,
                   settings: SettingsDep) -> RecommendResponse:
     """Next items for one session (the model, or the popularity fallback)."""
     query = _query(body, settings, ("body",))
-    return _response(recommend(state, store, [query])[0], state.version)
+    return recommend_response(recommend(state, store, [query])[0], state.version)
 
 
-@router.post("/batch", response_model=BatchResponse, responses=_UNAVAILABLE)
+@router.post("/batch", response_model=BatchResponse)
 def recommend_batch(body: BatchRequest, state: StateDep, store: StoreDep,
                     settings: SettingsDep) -> BatchResponse:
     """Several sessions in one call (one store round trip, one encoder pass, one search)."""
@@ -106,17 +102,16 @@ def recommend_batch(body: BatchRequest, state: StateDep, store: StoreDep,
     queries = [_query(request, settings, ("body", "requests", i))
                for i, request in enumerate(body.requests)]
     results = recommend(state, store, queries)
-    return BatchResponse(results=[_response(r, state.version) for r in results],
+    return BatchResponse(results=[recommend_response(r, state.version) for r in results],
                          model_version=state.version)
 
 
 def _query(body: RecommendRequest, settings: Settings, loc: tuple[str | int, ...]) -> Query:
+    check_k(body.k, loc + ("k",), settings)
     if len(body.session) > settings.max_session_length:
         raise limit_error(loc + ("session",),
                           f"session has {len(body.session)} items; at most "
                           f"{settings.max_session_length} are accepted (MAX_SESSION_LENGTH)")
-    if not 1 <= body.k <= settings.max_k:
-        raise limit_error(loc + ("k",), f"k must be between 1 and {settings.max_k}, got {body.k}")
     if len(body.exclude) > settings.max_exclude:
         raise limit_error(loc + ("exclude",),
                           f"exclude has {len(body.exclude)} items; at most "
@@ -124,7 +119,14 @@ def _query(body: RecommendRequest, settings: Settings, loc: tuple[str | int, ...
     return Query(body.session, body.k, body.exclude_seen, body.exclude)
 
 
-def _response(result: Result, version: str) -> RecommendResponse:
+def check_k(k: int, loc: tuple[str | int, ...], settings: Settings) -> None:
+    """A 422 unless ``1 <= k <= MAX_K``."""
+    if not 1 <= k <= settings.max_k:
+        raise limit_error(loc, f"k must be between 1 and {settings.max_k}, got {k}")
+
+
+def recommend_response(result: Result, version: str) -> RecommendResponse:
+    """The response body of one answered session (counted in the metrics)."""
     metrics.RECOMMENDATIONS.labels(result.strategy).inc()
     metrics.IGNORED_ITEMS.inc(len(result.ignored))
     return RecommendResponse(
