@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install test lint unit run train-demo accuracy clean
+.PHONY: install test lint unit run train-demo accuracy train-speed clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -27,6 +27,9 @@ test: lint unit
 
 accuracy: install
 	$(PY) -m bench.accuracy --grid bench/accuracy_grid.json
+
+train-speed: install
+	$(PY) -m bench.train_speed --dataset Beauty --core 1 --repeats 3
 
 clean:
 	rm -rf runs artifacts .pytest_cache .mypy_cache .ruff_cache
