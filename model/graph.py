@@ -84,9 +84,12 @@ class ItemGraphPropagation(nn.Module):
         self.convs = nn.ModuleList(SymmetricLGConv() for _ in range(num_layers))
 
     def forward(self, x: Tensor, adj: Tensor) -> Tensor:
-        layers = [x]
-        for conv in self.convs:
-            layers.append(conv(layers[-1], adj))
+        # NOTE: always float32: sparse products have no reduced-precision kernels everywhere,
+        # and the propagation is a small part of a step.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            layers = [x.float()]
+            for conv in self.convs:
+                layers.append(conv(layers[-1], adj))
         if self.combine == "last":
             return layers[-1]
         out = torch.stack(layers).sum(0)

@@ -62,3 +62,19 @@ def test_dropout_views_need_no_augmented_batch(prepared):
     losses = model.calculate_loss(batch.inputs, batch.targets, prepared.adjacency)
     assert {"cl_seq", "cl_graph", "cl_cross"} <= set(losses)
     assert all(torch.isfinite(v) for v in losses.values())
+
+
+@pytest.mark.parametrize("cl_views", ["augment", "dropout"])
+def test_a_step_runs_under_bfloat16_autocast(prepared, cl_views):
+    """The mixed-precision path used on CUDA, exercised with CPU autocast."""
+    config = preset("mvcrec", dim=16, ffn_dim=32, cl_views=cl_views)
+    model = build_model(config.model, prepared.num_items, 10)
+    augmenter = build_augmenter(config.model, prepared.num_items)
+    batch = next(TrainBatcher(prepared.split.train, 10, 32, augmenter)
+                 .epoch(np.random.default_rng(0)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model.calculate_loss(batch.inputs, batch.targets, prepared.adjacency,
+                                      batch.augmented, batch.augmented_lengths)
+    assert losses["loss"].dtype == torch.float32 and torch.isfinite(losses["loss"])
+    losses["loss"].backward()
+    assert model.graph_table.weight.grad is not None
