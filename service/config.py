@@ -43,6 +43,19 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="bearer token of /admin; unset: the admin API is disabled")
 
+    index_type: Literal["exact", "ivf"] = Field(
+        default="exact", description="exact: flat inner-product search; ivf: approximate "
+                                     "(inverted lists) for large catalogs")
+    ivf_nlist: int = Field(default=0, ge=0, description="IVF lists; 0: about 2·sqrt(N)")
+    ivf_nprobe: int = Field(default=48, ge=1, description="IVF lists searched per query")
+    batching: bool = Field(default=True,
+                           description="micro-batch concurrent POST /recommend requests")
+    batch_max_size: int = Field(default=32, ge=1, description="most requests in one batch")
+    batch_max_wait_s: float = Field(
+        default=0.001, ge=0, description="how long a batch waits for more requests")
+    bench_endpoint: bool = Field(
+        default=False, description="serve POST /bench/trivial (load-test ceiling, no model)")
+
     max_session_length: int = Field(default=1000, ge=1)
     max_exclude: int = Field(default=1000, ge=0)
     max_k: int = Field(default=100, ge=1)

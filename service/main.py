@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 
@@ -19,9 +20,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from service.api.body_limit import BodyLimitMiddleware
+from service.api.deps import served_state
 from service.api.errors import install_error_handlers
 from service.api.limits import ClientLimitMiddleware
-from service.api.routes import admin, demo, health, items, recommend, sessions
+from service.api.routes import admin, bench, demo, health, items, recommend, sessions
+from service.batching import BatchedRecommender, DirectRecommender
 from service.config import Settings, get_settings
 from service.metrics import MetricsMiddleware
 from service.runtime import Runtime
@@ -34,7 +37,8 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """Next-item recommendations from an MVCrec model.
 
 The session encoder runs on `DEVICE`, graph-view item embeddings come from Redis (the active
-version), and retrieval is an exact inner-product FAISS search over fused item embeddings.
+version), and retrieval is an inner-product FAISS search over fused item embeddings (exact, or IVF
+for large catalogs). Concurrent `POST /recommend` calls are answered together in micro-batches.
 """
 
 
@@ -56,6 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         app.state.sessions = create_sessions(store, settings.session_max_events,
                                              settings.session_ttl_s)
+        read_state = functools.partial(served_state, runtime)
+        batched = (BatchedRecommender(read_state, store, settings.batch_max_size,
+                                      settings.batch_max_wait_s) if settings.batching else None)
+        app.state.recommender = batched or DirectRecommender(read_state, store)
+        if batched is not None:
+            batched.start()
         watcher = asyncio.create_task(runtime.watch())
         try:
             yield
@@ -63,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            if batched is not None:
+                await batched.aclose()
             store.close()
 
     app = FastAPI(title="MVCrec recommendations", version="1.0", description=DESCRIPTION,
@@ -76,6 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (recommend.router, items.router, sessions.router, admin.router, health.router,
                    demo.router):
         app.include_router(router)
+    if settings.bench_endpoint:
+        app.include_router(bench.router)
     app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")
     return app
 

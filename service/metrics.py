@@ -25,6 +25,8 @@ REFRESH_FAILURES = Counter("mvcrec_refresh_failures_total",
                            "Failed attempts to load the active version")
 REPUBLISHES = Counter("mvcrec_republishes_total",
                       "Times this replica re-published its served version after Redis lost it")
+BATCH_SIZE = Histogram("mvcrec_batch_size", "POST /recommend requests per micro-batch",
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 RATE_LIMITED = Counter("mvcrec_rate_limited_total", "Requests answered 429, by limit", ["limit"])
 MODEL_VERSION = Gauge("mvcrec_model_version_info", "The served model version (value 1)",
                       ["name", "version"])

@@ -6,7 +6,8 @@ the items to exclude, then drop excluded items and keep ``k``. Sessions with no 
 popularity ranking instead.
 
 When Redis fails (or lost the version's rows) the rows come from the state's in-process copy of the
-same version, when it has one; without one the store's error propagates (a 503 upstream).
+same version, when it has one; without one the store's error propagates (a 503 upstream), to the
+sessions that needed the store only when asked (:func:`answer_each`, used by micro-batching).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from service.store import ROW_DTYPE, EmbeddingStore, StoreUnavailable, VersionSt
 
 ItemId = str | int
 Strategy = Literal["model", "popular"]
+StoreError = StoreUnavailable | VersionStateError
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,18 @@ class Result:
 
 def recommend(state: ServingState, store: EmbeddingStore, queries: Sequence[Query],
               ) -> list[Result]:
-    """Answer every query against one state (one model version)."""
+    """Answer every query against one state (one model version); a store failure raises."""
+    answers = answer_each(state, store, queries)
+    for answer in answers:
+        if isinstance(answer, Exception):
+            raise answer
+    return [answer for answer in answers if not isinstance(answer, Exception)]
+
+
+def answer_each(state: ServingState, store: EmbeddingStore, queries: Sequence[Query],
+                ) -> list[Result | StoreError]:
+    """:func:`recommend`, except that a store failure is returned in place of each answer that
+    needed the store, so the popularity answers of the same batch still come back."""
     known: list[list[int]] = []
     ignored: list[list[ItemId]] = []
     for query in queries:
@@ -52,23 +65,28 @@ def recommend(state: ServingState, store: EmbeddingStore, queries: Sequence[Quer
         ignored.append(unknown)
     excluded = [_excluded(state, query, indices) for query, indices in zip(queries, known,
                                                                          strict=True)]
-    results: list[Result | None] = [None] * len(queries)
+    answers: list[Result | StoreError | None] = [None] * len(queries)
     model_rows = [row for row, indices in enumerate(known) if indices]
     if model_rows:
         tails = [np.asarray(known[row][-state.max_len:], dtype=np.int64) for row in model_rows]
-        graph = fetch_graph_rows(state, store, tails)
-        vectors = state.encoder([EncoderInput(tail, rows)
-                                 for tail, rows in zip(tails, graph, strict=True)])
-        width = max(queries[row].k + len(excluded[row]) for row in model_rows)
-        scores, labels = state.search(np.stack(vectors), width)  # [B width] each
-        for position, row in enumerate(model_rows):
-            items = _top_k(state, scores[position], labels[position], excluded[row],
-                           queries[row].k)
-            results[row] = Result(items, "model", ignored[row])
+        try:
+            graph = fetch_graph_rows(state, store, tails)
+        except (StoreUnavailable, VersionStateError) as error:
+            for row in model_rows:
+                answers[row] = error
+        else:
+            vectors = state.encoder([EncoderInput(tail, rows)
+                                     for tail, rows in zip(tails, graph, strict=True)])
+            width = max(queries[row].k + len(excluded[row]) for row in model_rows)
+            scores, labels = state.search(np.stack(vectors), width)  # [B width] each
+            for position, row in enumerate(model_rows):
+                items = _top_k(state, scores[position], labels[position], excluded[row],
+                               queries[row].k)
+                answers[row] = Result(items, "model", ignored[row])
     for row, query in enumerate(queries):
-        if results[row] is None:
-            results[row] = Result(popular(state, query.k, excluded[row]), "popular", ignored[row])
-    return [result for result in results if result is not None]
+        if answers[row] is None:
+            answers[row] = Result(popular(state, query.k, excluded[row]), "popular", ignored[row])
+    return [answer for answer in answers if answer is not None]
 
 
 def similar(state: ServingState, item: int, k: int) -> list[tuple[str, float]]:

@@ -25,7 +25,7 @@ from model.artifact import ArtifactError, latest_version, load_artifact
 from service import metrics
 from service.config import Settings
 from service.publish import PublishError, publish_version
-from service.state import ServingState, build_state
+from service.state import IndexSpec, ServingState, build_state
 from service.store import EmbeddingStore, StoreUnavailable, VersionStateError
 
 log = logging.getLogger(__name__)
@@ -136,8 +136,11 @@ class Runtime:
             artifact = load_artifact(path, device=self.device)
         except ArtifactError as error:
             raise ArtifactError(f"active version {version}: {error}") from None
+        spec = IndexSpec(self.settings.index_type, self.settings.ivf_nlist,
+                         self.settings.ivf_nprobe)
         state = build_state(artifact, name, self.device, self.settings.faiss_gpu,
-                            self.settings.local_copy_max_bytes)
+                            self.settings.local_copy_max_bytes, spec,
+                            search_threads=self.settings.cpu_threads)
         if meta.get("dim") != str(state.dim) or meta.get("num_items") != str(state.num_items):
             raise VersionStateError(
                 f"store holds dim={meta.get('dim')} num_items={meta.get('num_items')} for "

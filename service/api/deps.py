@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.batching import Recommender
 from service.config import Settings
 from service.runtime import Runtime
 from service.sessions import SessionStore
@@ -34,12 +35,17 @@ async def get_app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-async def get_state(runtime: RuntimeDep) -> ServingState:
-    """The served version, read once per request."""
+def served_state(runtime: Runtime) -> ServingState:
+    """The served version, or :class:`ModelNotLoaded` (a 503) while there is none."""
     state = runtime.state
     if state is None:
         raise ModelNotLoaded(f"no model version loaded yet ({runtime.public_error or 'starting'})")
     return state
+
+
+async def get_state(runtime: RuntimeDep) -> ServingState:
+    """The served version, read once per request."""
+    return served_state(runtime)
 
 
 StateDep = Annotated[ServingState, Depends(get_state)]
@@ -58,3 +64,12 @@ async def get_sessions(request: Request) -> SessionStore:
 
 
 SessionsDep = Annotated[SessionStore, Depends(get_sessions)]
+
+
+async def get_recommender(request: Request) -> Recommender:
+    """``POST /recommend``'s answerer: micro-batched or direct (``BATCHING``)."""
+    recommender: Recommender = request.app.state.recommender
+    return recommender
+
+
+RecommenderDep = Annotated[Recommender, Depends(get_recommender)]

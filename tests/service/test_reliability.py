@@ -26,6 +26,7 @@ from service.store import RedisStore
 
 from .conftest import NAME
 from .live import LiveServer
+from .test_api import assert_same_ranking
 from .test_redis_restart import RedisServer, free_port
 
 TOKEN = "reliability-admin-token-0123"
@@ -222,7 +223,9 @@ def test_swap_under_traffic(make_settings, redis_url, prefix, store, versions, r
     assert set(by_version) == {first.version, second.version}
     assert reference[first.version] != reference[second.version]
     for sent, which, _, version, items in results:
-        assert items == reference[version][which]  # the answer of exactly the version it names
+        # the answer of exactly the version it names (scores up to the float noise of
+        # micro-batching: a batch pads its sessions to the longest one)
+        assert_same_ranking(items, reference[version][which])
         if sent > switched:
             assert version == second.version
 

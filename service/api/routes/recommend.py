@@ -18,7 +18,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from service import metrics
-from service.api.deps import SettingsDep, StateDep, StoreDep
+from service.api.deps import RecommenderDep, SettingsDep, StateDep, StoreDep
 from service.api.errors import error_responses, limit_error
 from service.config import Settings
 from service.recommender import Query, Result, recommend
@@ -84,11 +84,13 @@ class BatchResponse(BaseModel):
 
 
 @router.post("", response_model=RecommendResponse)
-def recommend_one(body: RecommendRequest, state: StateDep, store: StoreDep,
-                  settings: SettingsDep) -> RecommendResponse:
-    """Next items for one session (the model, or the popularity fallback)."""
-    query = _query(body, settings, ("body",))
-    return recommend_response(recommend(state, store, [query])[0], state.version)
+async def recommend_one(body: RecommendRequest, recommender: RecommenderDep,
+                        settings: SettingsDep) -> RecommendResponse:
+    """Next items for one session (the model, or the popularity fallback). Concurrent calls are
+    answered together in micro-batches (``BATCHING``), each by one model version."""
+    query = checked_query(body, settings, ("body",))
+    version, result = await recommender(query)
+    return recommend_response(result, version)
 
 
 @router.post("/batch", response_model=BatchResponse)
@@ -99,14 +101,16 @@ def recommend_batch(body: BatchRequest, state: StateDep, store: StoreDep,
         raise limit_error(("body", "requests"),
                           f"{len(body.requests)} requests; at most "
                           f"{settings.max_batch_requests} per batch (MAX_BATCH_REQUESTS)")
-    queries = [_query(request, settings, ("body", "requests", i))
+    queries = [checked_query(request, settings, ("body", "requests", i))
                for i, request in enumerate(body.requests)]
     results = recommend(state, store, queries)
     return BatchResponse(results=[recommend_response(r, state.version) for r in results],
                          model_version=state.version)
 
 
-def _query(body: RecommendRequest, settings: Settings, loc: tuple[str | int, ...]) -> Query:
+def checked_query(body: RecommendRequest, settings: Settings, loc: tuple[str | int, ...],
+                  ) -> Query:
+    """The request as a :class:`Query`, after the limits that live in the settings (422)."""
     check_k(body.k, loc + ("k",), settings)
     if len(body.session) > settings.max_session_length:
         raise limit_error(loc + ("session",),

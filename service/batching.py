@@ -1,0 +1,176 @@
+"""Micro-batching: concurrent requests answered by one call over a list of inputs.
+
+The contract is that of Ray Serve's ``@serve.batch`` and Triton's dynamic batcher: the handler
+takes a list of inputs and returns a list of the same length, result ``i`` for input ``i``. One
+worker task takes what is queued (at most ``max_batch_size``), waits up to ``max_wait_s`` for more
+while the batch is not full, runs the handler, and hands each caller its own result. An exception
+of the handler (or a list of the wrong length) is raised to every caller of that batch. While one
+batch runs, new requests queue up, so under load batches fill without waiting.
+
+:class:`BatchedRecommender` puts ``POST /recommend`` behind it: the served state is read once per
+batch (a batch never mixes model versions), and the whole batch is one store round trip, one
+encoder pass and one FAISS search, run in a worker thread so the event loop keeps accepting
+requests. :class:`DirectRecommender` is the same interface without batching (``BATCHING=false``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+import anyio.to_thread
+
+from service import metrics
+from service.recommender import Query, Result, answer_each, recommend
+from service.state import ServingState
+from service.store import EmbeddingStore
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+@dataclass
+class _Pending(Generic[In, Out]):
+    item: In
+    future: asyncio.Future[Out]
+
+
+class MicroBatcher(Generic[In, Out]):
+    """Runs ``handler`` over batches of the items passed to :meth:`submit` concurrently.
+
+    Args:
+        handler: ``list[In]`` → ``list[Out]`` of the same length, in the same order.
+        max_batch_size: most items in one call of ``handler``.
+        max_wait_s: how long a batch that is not full waits for more items after the worker took
+            its first one (0: take only what is already queued).
+    """
+
+    def __init__(self, handler: Callable[[list[In]], Awaitable[list[Out]]], max_batch_size: int,
+                 max_wait_s: float) -> None:
+        if max_batch_size < 1 or max_wait_s < 0:
+            raise ValueError("max_batch_size must be >= 1 and max_wait_s >= 0")
+        self.handler = handler
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self._queue: deque[_Pending[In, Out]] = deque()
+        self._arrived = asyncio.Event()  # something is queued
+        self._full = asyncio.Event()  # a full batch is queued
+        self._worker: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the worker task (on the running event loop)."""
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._run())
+
+    async def aclose(self) -> None:
+        """Stop the worker; callers still queued get a ``RuntimeError``."""
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        while self._queue:
+            pending = self._queue.popleft()
+            if not pending.future.done():
+                pending.future.set_exception(RuntimeError("the batcher was stopped"))
+
+    async def submit(self, item: In) -> Out:
+        """``handler``'s result for ``item``, computed in a batch with concurrent submissions."""
+        if self._worker is None or self._worker.done():
+            raise RuntimeError("the batcher is not running (start() it in the lifespan)")
+        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(item, future))
+        self._arrived.set()
+        if len(self._queue) >= self.max_batch_size:
+            self._full.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._arrived.wait()
+            if len(self._queue) < self.max_batch_size and self.max_wait_s > 0:
+                self._full.clear()  # one timer per batch, however many requests arrive
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), self.max_wait_s)
+            batch = [self._queue.popleft()
+                     for _ in range(min(self.max_batch_size, len(self._queue)))]
+            if not self._queue:
+                self._arrived.clear()
+            if len(self._queue) < self.max_batch_size:
+                self._full.clear()
+            live = [pending for pending in batch if not pending.future.done()]  # not cancelled
+            if live:
+                await self._answer(live)
+
+    async def _answer(self, batch: list[_Pending[In, Out]]) -> None:
+        try:
+            results = await self.handler([pending.item for pending in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"batch handler returned {len(results)} results for "
+                                   f"{len(batch)} inputs")
+        except Exception as error:  # every caller of the batch gets it
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(error)
+            return
+        except asyncio.CancelledError:
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(RuntimeError("the batcher was stopped"))
+            raise
+        for pending, result in zip(batch, results, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(result)
+
+
+class Recommender(Protocol):
+    """Answers one ``POST /recommend`` query: the model version used and the result."""
+
+    async def __call__(self, query: Query) -> tuple[str, Result]: ...
+
+
+class DirectRecommender:
+    """One query per call: reads the served state and answers in a worker thread."""
+
+    def __init__(self, read_state: Callable[[], ServingState], store: EmbeddingStore) -> None:
+        self.read_state = read_state
+        self.store = store
+
+    async def __call__(self, query: Query) -> tuple[str, Result]:
+        state = self.read_state()
+        results = await anyio.to_thread.run_sync(recommend, state, self.store, [query])
+        return state.version, results[0]
+
+
+class BatchedRecommender:
+    """Concurrent queries answered together (see the module docstring)."""
+
+    def __init__(self, read_state: Callable[[], ServingState], store: EmbeddingStore,
+                 max_batch_size: int, max_wait_s: float) -> None:
+        self.read_state = read_state
+        self.store = store
+        self.batcher: MicroBatcher[Query, tuple[str, Result | Exception]] = MicroBatcher(
+            self._answer_batch, max_batch_size, max_wait_s)
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    async def aclose(self) -> None:
+        await self.batcher.aclose()
+
+    async def __call__(self, query: Query) -> tuple[str, Result]:
+        version, answer = await self.batcher.submit(query)
+        if isinstance(answer, Exception):
+            raise answer
+        return version, answer
+
+    async def _answer_batch(self, queries: Sequence[Query],
+                            ) -> list[tuple[str, Result | Exception]]:
+        state = self.read_state()  # once: every query of the batch is answered by one version
+        metrics.BATCH_SIZE.observe(len(queries))
+        answers = await anyio.to_thread.run_sync(answer_each, state, self.store, queries)
+        return [(state.version, answer) for answer in answers]

@@ -1,0 +1,317 @@
+"""Micro-batching: the batcher's list-in/list-out contract, length groups of the encoder, and
+concurrent real requests against a real server (parity with unbatched answers, one version per
+answer, the batch size limit, errors reported to every waiting request)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+
+import httpx
+import numpy as np
+import pytest
+import redis
+import torch
+from prometheus_client import REGISTRY
+
+from service.batching import BatchedRecommender, MicroBatcher
+from service.encoding import EncoderInput, QueryEncoder, length_groups
+from service.main import create_app
+from service.publish import publish_version
+from service.recommender import Query
+from service.state import build_state
+
+from .conftest import NAME
+from .live import LiveServer
+from .test_api import assert_same_ranking
+
+# --- the batcher on its own ---------------------------------------------------------------------
+
+
+def run_batcher(handler, items, max_batch_size=4, max_wait_s=0.005):
+    """Submit ``items`` concurrently; return each caller's outcome (result or exception)."""
+
+    async def main():
+        batcher = MicroBatcher(handler, max_batch_size, max_wait_s)
+        batcher.start()
+        try:
+            return await asyncio.gather(*(batcher.submit(item) for item in items),
+                                        return_exceptions=True)
+        finally:
+            await batcher.aclose()
+
+    return asyncio.run(main())
+
+
+def test_each_caller_gets_its_own_result_in_batches_of_at_most_max():
+    sizes = []
+
+    async def double(batch):
+        sizes.append(len(batch))
+        await asyncio.sleep(0.001)
+        return [2 * x for x in batch]
+
+    results = run_batcher(double, list(range(50)), max_batch_size=8)
+    assert results == [2 * x for x in range(50)]
+    assert max(sizes) <= 8 and sum(sizes) == 50
+    assert len(sizes) < 50  # concurrent submissions were batched
+
+
+def test_a_failing_batch_fails_each_of_its_callers_and_only_them():
+    async def fails_on_13(batch):
+        if 13 in batch:
+            raise ValueError("bad input 13")
+        return list(batch)
+
+    results = run_batcher(fails_on_13, list(range(20)), max_batch_size=4, max_wait_s=0.01)
+    failed = [i for i, r in enumerate(results) if isinstance(r, ValueError)]
+    assert 13 in failed and 1 <= len(failed) <= 4  # the batch of 13, nobody else
+    assert all(results[i] == i for i in range(20) if i not in failed)
+
+
+def test_a_result_list_of_the_wrong_length_is_an_error_for_the_batch():
+    async def drops_one(batch):
+        return list(batch)[1:]
+
+    results = run_batcher(drops_one, [1, 2, 3])
+    assert all(isinstance(r, RuntimeError) and "results for" in str(r) for r in results)
+
+
+def test_cancelled_callers_are_not_computed():
+    seen = []
+
+    async def main():
+        async def record(batch):
+            seen.extend(batch)
+            return list(batch)
+
+        batcher = MicroBatcher(record, max_batch_size=8, max_wait_s=0.05)
+        batcher.start()
+        gone = asyncio.ensure_future(batcher.submit("gone"))
+        await asyncio.sleep(0)  # queued
+        gone.cancel()
+        kept = await batcher.submit("kept")
+        await batcher.aclose()
+        return kept
+
+    assert asyncio.run(main()) == "kept"
+    assert seen == ["kept"]
+
+
+def test_submit_needs_a_started_batcher_and_bad_limits_are_refused():
+    async def identity(batch):
+        return list(batch)
+
+    async def main():
+        batcher = MicroBatcher(identity, 2, 0.0)
+        with pytest.raises(RuntimeError, match="not running"):
+            await batcher.submit(1)
+
+    asyncio.run(main())
+    with pytest.raises(ValueError):
+        MicroBatcher(identity, 0, 0.0)
+
+
+def test_the_state_is_read_once_per_batch(versions, store):
+    """Every batch reads the served state once, so no batch mixes versions."""
+    publish_version(store, versions[0], NAME)
+    publish_version(store, versions[1], NAME, activate=False)
+    states = [build_state(v, NAME, torch.device("cpu"), "off") for v in versions]
+    reads = itertools.count()
+
+    def read_state():
+        # the version changes with every read: a batch that read twice would mix them
+        return states[next(reads) % 2]
+
+    session = versions[0].item_ids[1:4]
+
+    async def main():
+        recommender = BatchedRecommender(read_state, store, max_batch_size=5, max_wait_s=0.02)
+        recommender.start()
+        try:
+            return await asyncio.gather(*(recommender(Query(session, 5)) for _ in range(20)))
+        finally:
+            await recommender.aclose()
+
+    before = batch_sizes()[0]
+    answers = asyncio.run(main())
+    assert next(reads) == batch_sizes()[0] - before  # one read per batch
+    assert 4 <= batch_sizes()[0] - before < 20  # at most 5 per batch, and batched
+    ranked = {}
+    for version, result in answers:  # one ranking per version: no answer mixes the two
+        ranked.setdefault(version, set()).add(tuple(item for item, _ in result.items))
+    assert set(ranked) == {v.version for v in versions}
+    assert all(len(rankings) == 1 for rankings in ranked.values())
+
+
+# --- length groups of the encoder ---------------------------------------------------------------
+
+
+def brute_force_cost(lengths, call_cost):
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    best = float("inf")
+    for mask in range(1 << (len(order) - 1)):
+        groups, current = [], [order[0]]
+        for position in range(1, len(order)):
+            if mask >> (position - 1) & 1:
+                groups.append(current)
+                current = []
+            current.append(order[position])
+        groups.append(current)
+        best = min(best, sum(call_cost + len(g) * max(lengths[i] for i in g) for g in groups))
+    return best
+
+
+@pytest.mark.parametrize("call_cost", [0, 5, 50, 100, 1000])
+def test_length_groups_are_an_optimal_partition(call_cost):
+    rng = random.Random(call_cost)
+    for _ in range(30):
+        lengths = [rng.choice([1, 1, 2, 3, 4, 5, 8, 13, 26, 50]) for _ in range(rng.randint(1, 9))]
+        groups = length_groups(lengths, call_cost)
+        assert sorted(i for group in groups for i in group) == list(range(len(lengths)))
+        cost = sum(call_cost + len(g) * max(lengths[i] for i in g) for g in groups)
+        assert cost == brute_force_cost(lengths, call_cost)
+    assert length_groups([3, 1, 50], float("inf")) == [[1, 0, 2]]
+    assert length_groups([], 10) == []
+
+
+def test_grouped_encoding_equals_one_padded_call(versions):
+    artifact = versions[0]
+    graph = artifact.graph_item_emb
+    rng = np.random.default_rng(0)
+    sessions = []
+    for length in [1, 2, 50, 3, 1, 7, 10, 2, 4]:
+        length = min(length, artifact.manifest["max_len"])
+        ids = rng.integers(1, artifact.num_items + 1, size=length)
+        sessions.append(EncoderInput(ids, graph[ids]))
+    grouped = QueryEncoder(artifact.encoder, torch.device("cpu"), call_cost_positions=2)
+    single = QueryEncoder(artifact.encoder, torch.device("cpu"), call_cost_positions=float("inf"))
+    assert len(length_groups([len(s.item_ids) for s in sessions], 2)) > 1
+    np.testing.assert_allclose(np.stack(grouped(sessions)), np.stack(single(sessions)),
+                               atol=1e-5, rtol=0)
+
+
+# --- concurrent real requests -------------------------------------------------------------------
+
+
+def post_concurrently(url: str, bodies: list[dict]) -> list[httpx.Response]:
+    """Every body at once over separate connections."""
+
+    async def main():
+        limits = httpx.Limits(max_connections=len(bodies))
+        async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+            return await asyncio.gather(*(client.post("/recommend", json=b) for b in bodies))
+
+    return asyncio.run(main())
+
+
+def batch_sizes() -> tuple[float, float, float]:
+    """Batches so far, requests in them, and batches of at most 4 (process-wide histogram)."""
+    get = REGISTRY.get_sample_value
+    return (get("mvcrec_batch_size_count") or 0.0, get("mvcrec_batch_size_sum") or 0.0,
+            get("mvcrec_batch_size_bucket", {"le": "4.0"}) or 0.0)
+
+
+def bodies_of(versions, count: int = 48) -> list[dict]:
+    ids = versions[0].item_ids[1:]
+    rng = random.Random(3)
+    bodies = []
+    for _ in range(count):
+        session = rng.sample(ids, rng.randint(1, 12))
+        bodies.append({"session": session, "k": rng.choice([3, 5, 10])})
+    bodies.append({"session": [], "k": 4})  # a popularity answer inside a batch
+    return bodies
+
+
+def test_concurrent_requests_get_their_own_unbatched_answer(make_settings, redis_url, prefix,
+                                                            store, versions):
+    publish_version(store, versions[0], NAME)
+    bodies = bodies_of(versions)
+    common = {"redis_url": redis_url, "key_prefix": prefix, "max_concurrent_per_client": 0}
+    with LiveServer(create_app(make_settings(batching=False, **common))) as live, \
+            httpx.Client(base_url=live.url, timeout=30) as client:
+        reference = [client.post("/recommend", json=body).json() for body in bodies]
+    before = batch_sizes()
+    settings = make_settings(batching=True, batch_max_size=4, batch_max_wait_s=0.01, **common)
+    with LiveServer(create_app(settings)) as live:
+        responses = post_concurrently(live.url, bodies)
+    batches, requests, small = (now - then for now, then in zip(batch_sizes(), before,
+                                                                  strict=True))
+    assert all(response.status_code == 200 for response in responses)
+    for body, response, expected in zip(bodies, responses, reference, strict=True):
+        answer = response.json()
+        assert answer["strategy"] == expected["strategy"]
+        assert len(answer["items"]) == body["k"]
+        assert_same_ranking(answer["items"], expected["items"])
+    assert requests == len(bodies)
+    assert small == batches  # no batch above BATCH_MAX_SIZE
+    assert batches < len(bodies)  # and requests were batched
+
+
+def test_every_answer_names_the_one_version_it_came_from(make_settings, redis_url, prefix, store,
+                                                         versions):
+    """Requests in flight while the served version switches: each answer equals the reference
+    answer of the version it names."""
+    first, second = versions
+    publish_version(store, first, NAME)
+    publish_version(store, second, NAME, activate=False)
+    bodies = bodies_of(versions, 24)
+    settings = make_settings(redis_url=redis_url, key_prefix=prefix, poll_interval_s=0.05,
+                             max_concurrent_per_client=0, batch_max_size=6,
+                             batch_max_wait_s=0.002)
+    reference = {}
+    with LiveServer(create_app(settings)) as live, httpx.Client(base_url=live.url,
+                                                               timeout=30) as client:
+        reference[first.version] = [client.post("/recommend", json=b).json()["items"]
+                                    for b in bodies]
+
+        async def traffic():
+            answers, counter = [], itertools.count()
+            async with httpx.AsyncClient(base_url=live.url, timeout=30,
+                                         limits=httpx.Limits(max_connections=16)) as http:
+                async def worker():
+                    while (n := next(counter)) < 400:
+                        if n == 100:  # switch while the other workers keep sending
+                            await asyncio.get_running_loop().run_in_executor(
+                                None, store.activate, NAME, second.version)
+                        which = n % len(bodies)
+                        answers.append((which, await http.post("/recommend",
+                                                               json=bodies[which])))
+
+                await asyncio.gather(*(worker() for _ in range(16)))
+            return answers
+
+        answers = asyncio.run(traffic())
+        reference[second.version] = [client.post("/recommend", json=b).json()["items"]
+                                     for b in bodies]
+    served = {response.json()["model_version"] for _, response in answers}
+    assert served == {first.version, second.version}
+    assert reference[first.version] != reference[second.version]
+    for which, response in answers:
+        assert response.status_code == 200
+        body = response.json()
+        assert_same_ranking(body["items"], reference[body["model_version"]][which])
+
+
+def test_a_store_failure_fails_each_waiting_model_request(make_settings, redis_url, prefix,
+                                                         store, versions):
+    """The version's rows vanish from Redis (no in-process copy, no self-repair): every model
+    request of the concurrent batches gets the documented 503; popularity answers still 200."""
+    publish_version(store, versions[0], NAME)
+    settings = make_settings(redis_url=redis_url, key_prefix=prefix, local_copy_max_bytes=0,
+                             auto_publish=False, max_concurrent_per_client=0, batch_max_size=8,
+                             batch_max_wait_s=0.01)
+    bodies = bodies_of(versions, 24)
+    with LiveServer(create_app(settings)) as live:
+        client = redis.Redis.from_url(redis_url)
+        client.delete(f"{prefix}:{{{NAME}}}:v:{versions[0].version}:graph")
+        client.close()
+        responses = post_concurrently(live.url, bodies)
+    for body, response in zip(bodies, responses, strict=True):
+        if body["session"]:
+            assert response.status_code == 503
+            assert "missing from the store" in response.json()["detail"]
+            assert response.headers["retry-after"]
+        else:
+            assert response.status_code == 200 and response.json()["strategy"] == "popular"
