@@ -82,10 +82,33 @@ class SessionEncoder(nn.Module):
         return torch.cat([self.fuse_graph(h_graph, h_id), self.fuse_id(h_id, h_graph)], dim=-1)
 
     def forward(self, item_ids: Tensor, graph_rows: Tensor | None, lengths: Tensor) -> Tensor:
-        h_id, h_graph = self.encode_views(item_ids, graph_rows)
-        last = (lengths - 1).clamp(min=0)
+        lengths = lengths.clamp(min=1)
+        if not self.training:
+            return self.fuse(*self._last_views(item_ids, graph_rows, lengths))
+        h_id_all, h_graph_all = self.encode_views(item_ids, graph_rows)
+        last = lengths - 1
         rows = torch.arange(item_ids.size(0), device=item_ids.device)
-        return self.fuse(h_id[rows, last], None if h_graph is None else h_graph[rows, last])
+        return self.fuse(h_id_all[rows, last],
+                         None if h_graph_all is None else h_graph_all[rows, last])
+
+
+    def _last_views(self, item_ids: Tensor, graph_rows: Tensor | None, lengths: Tensor,
+                    ) -> tuple[Tensor, Tensor | None]:
+        """Both views' session vectors at the last position only ``[B, d]`` each (inference:
+        see :meth:`SequenceTransformer.forward_last`); a shared transformer reads both views in
+        one call."""
+        x_id = self.item_embedding(item_ids)  # [B L d]
+        if not self.use_graph_view:
+            return self.id_transformer.forward_last(x_id, lengths), None
+        if graph_rows is None:
+            raise ValueError("graph_rows are required when the graph view is on")
+        if self.graph_transformer is self.id_transformer:
+            both = self.id_transformer.forward_last(torch.cat([x_id, graph_rows]),
+                                                    torch.cat([lengths, lengths]))  # [2B d]
+            h_id, h_graph = both.chunk(2)
+            return h_id, h_graph
+        return (self.id_transformer.forward_last(x_id, lengths),
+                self.graph_transformer.forward_last(graph_rows, lengths))
 
 
 def _init_weights(module: nn.Module) -> None:

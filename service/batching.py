@@ -7,16 +7,18 @@ while the batch is not full, runs the handler, and hands each caller its own res
 of the handler (or a list of the wrong length) is raised to every caller of that batch. While one
 batch runs, new requests queue up, so under load batches fill without waiting.
 
-:class:`BatchedRecommender` puts ``POST /recommend`` behind it: the served state is read once per
-batch (a batch never mixes model versions), and the whole batch is one store round trip, one
-encoder pass and one FAISS search, run in a worker thread so the event loop keeps accepting
-requests. :class:`DirectRecommender` is the same interface without batching (``BATCHING=false``).
+:class:`BatchedAnswerer` puts ``POST /recommend`` and ``GET /items/{id}/similar`` behind it: the
+served state is read once per batch (a batch never mixes model versions), and the whole batch is
+one encoder pass (at most one store round trip) and one FAISS search, run in a worker thread so
+the event loop keeps accepting requests. :class:`DirectAnswerer` is the same interface without
+batching (``BATCHING=false``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +27,15 @@ from typing import Generic, Protocol, TypeVar
 import anyio.to_thread
 
 from service import metrics
-from service.recommender import Query, Result, answer_each, recommend
+from service.recommender import (
+    Query,
+    Result,
+    SimilarItems,
+    SimilarQuery,
+    StoreError,
+    answer_each,
+    similar_each,
+)
 from service.state import ServingState
 from service.store import EmbeddingStore
 
@@ -127,33 +137,47 @@ class MicroBatcher(Generic[In, Out]):
                 pending.future.set_result(result)
 
 
-class Recommender(Protocol):
-    """Answers one ``POST /recommend`` query: the model version used and the result."""
+Query_ = TypeVar("Query_")
+Answer = TypeVar("Answer")
+#: ``(state, queries)`` → one answer per query, in order; an answer may be an exception, raised
+#: to that query's caller only (e.g. a store failure, while the batch's popularity answers stand).
+AnswerFn = Callable[[ServingState, Sequence[Query_]], Sequence[Answer]]
 
-    async def __call__(self, query: Query) -> tuple[str, Result]: ...
+
+QueryIn = TypeVar("QueryIn", contravariant=True)
+AnswerOut = TypeVar("AnswerOut", covariant=True)
 
 
-class DirectRecommender:
+class Answerer(Protocol[QueryIn, AnswerOut]):
+    """Answers one query: the model version used and the answer (exceptions raised)."""
+
+    async def __call__(self, query: QueryIn) -> tuple[str, AnswerOut]: ...
+
+
+class DirectAnswerer(Generic[Query_, Answer]):
     """One query per call: reads the served state and answers in a worker thread."""
 
-    def __init__(self, read_state: Callable[[], ServingState], store: EmbeddingStore) -> None:
+    def __init__(self, read_state: Callable[[], ServingState],
+                 answer: AnswerFn[Query_, Answer | Exception]) -> None:
         self.read_state = read_state
-        self.store = store
+        self.answer = answer
 
-    async def __call__(self, query: Query) -> tuple[str, Result]:
+    async def __call__(self, query: Query_) -> tuple[str, Answer]:
         state = self.read_state()
-        results = await anyio.to_thread.run_sync(recommend, state, self.store, [query])
-        return state.version, results[0]
+        answers = await anyio.to_thread.run_sync(self.answer, state, [query])
+        return state.version, _raised(answers[0])
 
 
-class BatchedRecommender:
+class BatchedAnswerer(Generic[Query_, Answer]):
     """Concurrent queries answered together (see the module docstring)."""
 
-    def __init__(self, read_state: Callable[[], ServingState], store: EmbeddingStore,
-                 max_batch_size: int, max_wait_s: float) -> None:
+    def __init__(self, read_state: Callable[[], ServingState],
+                 answer: AnswerFn[Query_, Answer | Exception], max_batch_size: int,
+                 max_wait_s: float, endpoint: str) -> None:
         self.read_state = read_state
-        self.store = store
-        self.batcher: MicroBatcher[Query, tuple[str, Result | Exception]] = MicroBatcher(
+        self.answer = answer
+        self.endpoint = endpoint
+        self.batcher: MicroBatcher[Query_, tuple[str, Answer | Exception]] = MicroBatcher(
             self._answer_batch, max_batch_size, max_wait_s)
 
     def start(self) -> None:
@@ -162,15 +186,48 @@ class BatchedRecommender:
     async def aclose(self) -> None:
         await self.batcher.aclose()
 
-    async def __call__(self, query: Query) -> tuple[str, Result]:
+    async def __call__(self, query: Query_) -> tuple[str, Answer]:
         version, answer = await self.batcher.submit(query)
-        if isinstance(answer, Exception):
-            raise answer
-        return version, answer
+        return version, _raised(answer)
 
-    async def _answer_batch(self, queries: Sequence[Query],
-                            ) -> list[tuple[str, Result | Exception]]:
+    async def _answer_batch(self, queries: Sequence[Query_],
+                            ) -> list[tuple[str, Answer | Exception]]:
         state = self.read_state()  # once: every query of the batch is answered by one version
-        metrics.BATCH_SIZE.observe(len(queries))
-        answers = await anyio.to_thread.run_sync(answer_each, state, self.store, queries)
+        metrics.BATCH_SIZE.labels(self.endpoint).observe(len(queries))
+        answers = await anyio.to_thread.run_sync(self.answer, state, queries)
         return [(state.version, answer) for answer in answers]
+
+
+def _raised(answer: Answer | Exception) -> Answer:
+    if isinstance(answer, Exception):
+        raise answer
+    return answer
+
+
+Recommender = Answerer[Query, Result]
+SimilarFinder = Answerer[SimilarQuery, SimilarItems | None]
+
+
+def recommender(read_state: Callable[[], ServingState], store: EmbeddingStore, batching: bool,
+                max_batch_size: int, max_wait_s: float,
+                ) -> DirectAnswerer[Query, Result] | BatchedAnswerer[Query, Result]:
+    """``POST /recommend``'s answerer: micro-batched, or one query per call."""
+    answer = functools.partial(_answer_each, store)
+    if batching:
+        return BatchedAnswerer(read_state, answer, max_batch_size, max_wait_s, "recommend")
+    return DirectAnswerer(read_state, answer)
+
+
+def similar_finder(read_state: Callable[[], ServingState], batching: bool, max_batch_size: int,
+                   max_wait_s: float,
+                   ) -> (DirectAnswerer[SimilarQuery, SimilarItems | None]
+                         | BatchedAnswerer[SimilarQuery, SimilarItems | None]):
+    """``GET /items/{id}/similar``'s answerer: micro-batched, or one query per call."""
+    if batching:
+        return BatchedAnswerer(read_state, similar_each, max_batch_size, max_wait_s, "similar")
+    return DirectAnswerer(read_state, similar_each)
+
+
+def _answer_each(store: EmbeddingStore, state: ServingState, queries: Sequence[Query],
+                 ) -> list[Result | StoreError]:
+    return answer_each(state, store, queries)

@@ -38,8 +38,8 @@ class Settings(BaseSettings):
         default=1.0, ge=0, description="after a Redis failure, fail fast for this long")
     local_copy_max_bytes: int = Field(
         default=256 * 2**20, ge=0,
-        description="keep the active version's graph rows in process (served while Redis fails) "
-                    "when they take at most this; 0: never (503 while Redis fails)")
+        description="keep the active version's graph rows in process, read there instead of "
+                    "Redis, when they take at most this; 0: never (503 while Redis fails)")
     admin_token: SecretStr | None = Field(
         default=None, description="bearer token of /admin; unset: the admin API is disabled")
 

@@ -24,7 +24,7 @@ from service.api.deps import served_state
 from service.api.errors import install_error_handlers
 from service.api.limits import ClientLimitMiddleware
 from service.api.routes import admin, bench, demo, health, items, recommend, sessions
-from service.batching import BatchedRecommender, DirectRecommender
+from service.batching import BatchedAnswerer, recommender, similar_finder
 from service.config import Settings, get_settings
 from service.metrics import MetricsMiddleware
 from service.runtime import Runtime
@@ -61,11 +61,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = create_sessions(store, settings.session_max_events,
                                              settings.session_ttl_s)
         read_state = functools.partial(served_state, runtime)
-        batched = (BatchedRecommender(read_state, store, settings.batch_max_size,
-                                      settings.batch_max_wait_s) if settings.batching else None)
-        app.state.recommender = batched or DirectRecommender(read_state, store)
-        if batched is not None:
-            batched.start()
+        answerers = (
+            recommender(read_state, store, settings.batching, settings.batch_max_size,
+                        settings.batch_max_wait_s),
+            similar_finder(read_state, settings.batching, settings.batch_max_size,
+                           settings.batch_max_wait_s))
+        app.state.recommender, app.state.similar_finder = answerers
+        batched = [answerer for answerer in answerers if isinstance(answerer, BatchedAnswerer)]
+        for answerer in batched:
+            answerer.start()
         watcher = asyncio.create_task(runtime.watch())
         try:
             yield
@@ -73,8 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-            if batched is not None:
-                await batched.aclose()
+            for answerer in batched:
+                await answerer.aclose()
             store.close()
 
     app = FastAPI(title="MVCrec recommendations", version="1.0", description=DESCRIPTION,

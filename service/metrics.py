@@ -18,14 +18,11 @@ RECOMMENDATIONS = Counter("mvcrec_recommendations_total",
 IGNORED_ITEMS = Counter("mvcrec_ignored_items_total", "Unknown item ids in sessions")
 STORE_ERRORS = Counter("mvcrec_store_errors_total",
                        "Requests answered 503 because the store failed", ["reason"])
-LOCAL_GRAPH_READS = Counter(
-    "mvcrec_local_graph_reads_total",
-    "Batches whose graph rows came from the in-process copy because Redis failed", ["reason"])
 REFRESH_FAILURES = Counter("mvcrec_refresh_failures_total",
                            "Failed attempts to load the active version")
 REPUBLISHES = Counter("mvcrec_republishes_total",
                       "Times this replica re-published its served version after Redis lost it")
-BATCH_SIZE = Histogram("mvcrec_batch_size", "POST /recommend requests per micro-batch",
+BATCH_SIZE = Histogram("mvcrec_batch_size", "Requests per micro-batch, by endpoint", ["endpoint"],
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 RATE_LIMITED = Counter("mvcrec_rate_limited_total", "Requests answered 429, by limit", ["limit"])
 MODEL_VERSION = Gauge("mvcrec_model_version_info", "The served model version (value 1)",

@@ -5,8 +5,9 @@ read in one store round trip, encode all sessions in one call, search the index 
 the items to exclude, then drop excluded items and keep ``k``. Sessions with no known item get the
 popularity ranking instead.
 
-When Redis fails (or lost the version's rows) the rows come from the state's in-process copy of the
-same version, when it has one; without one the store's error propagates (a 503 upstream), to the
+The rows of a version never change, so when the state holds an in-process copy of them (a table
+of at most ``LOCAL_COPY_MAX_BYTES``) they are read there, and a Redis outage does not touch the
+model path; a larger table is read from the store, whose errors propagate (a 503 upstream) to the
 sessions that needed the store only when asked (:func:`answer_each`, used by micro-batching).
 """
 
@@ -18,7 +19,6 @@ from typing import Literal
 
 import numpy as np
 
-from service import metrics
 from service.encoding import EncoderInput
 from service.state import ServingState
 from service.store import ROW_DTYPE, EmbeddingStore, StoreUnavailable, VersionStateError
@@ -34,6 +34,15 @@ class Query:
     k: int
     exclude_seen: bool = True
     exclude: Sequence[ItemId] = ()
+
+
+@dataclass(frozen=True)
+class SimilarQuery:
+    item: str  # external id
+    k: int
+
+
+SimilarItems = list[tuple[str, float]]  # (external id, score), best first
 
 
 @dataclass(frozen=True)
@@ -89,10 +98,21 @@ def answer_each(state: ServingState, store: EmbeddingStore, queries: Sequence[Qu
     return [answer for answer in answers if answer is not None]
 
 
-def similar(state: ServingState, item: int, k: int) -> list[tuple[str, float]]:
-    """The ``k`` items whose fused embeddings score highest against item ``item``'s own."""
-    scores, labels = state.search(state.fused[item][None], k + 1)  # [1 k+1]
-    return _top_k(state, scores[0], labels[0], {item}, k)
+def similar_each(state: ServingState, queries: Sequence[SimilarQuery],
+                 ) -> list[SimilarItems | None]:
+    """For each query, the ``k`` items whose fused embeddings score highest against its item's
+    own (the item left out), all from one search; ``None`` for an item this version lacks."""
+    indices = [state.item_index.get(query.item) for query in queries]
+    known = [row for row, index in enumerate(indices) if index is not None]
+    answers: list[SimilarItems | None] = [None] * len(queries)
+    if known:
+        items = np.asarray([indices[row] for row in known], dtype=np.int64)  # [B]
+        width = max(queries[row].k for row in known) + 1
+        scores, labels = state.search(state.fused[items], width)  # [B width] each
+        for position, row in enumerate(known):
+            answers[row] = _top_k(state, scores[position], labels[position],
+                                  {int(items[position])}, queries[row].k)
+    return answers
 
 
 def map_items(state: ServingState, session: Sequence[ItemId]) -> tuple[list[int], list[ItemId]]:
@@ -114,14 +134,10 @@ def fetch_graph_rows(state: ServingState, store: EmbeddingStore,
     if not state.graph_view:
         return [None] * len(sessions)
     unique = np.unique(np.concatenate(sessions))  # [U] sorted
-    try:
-        table = _read_store(state, store, unique)  # [U d]
-    except (StoreUnavailable, VersionStateError) as error:
-        if state.local_graph is None:
-            raise
-        reason = "unavailable" if isinstance(error, StoreUnavailable) else "missing_data"
-        metrics.LOCAL_GRAPH_READS.labels(reason).inc()
+    if state.local_graph is not None:  # the whole version is in process: no round trip
         table = state.local_graph[unique]
+    else:
+        table = _read_store(state, store, unique)  # [U d]
     return [table[np.searchsorted(unique, session)] for session in sessions]
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.batching import Recommender
+from service.batching import Recommender, SimilarFinder
 from service.config import Settings
 from service.runtime import Runtime
 from service.sessions import SessionStore
@@ -73,3 +73,12 @@ async def get_recommender(request: Request) -> Recommender:
 
 
 RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
+
+
+async def get_similar_finder(request: Request) -> SimilarFinder:
+    """``GET /items/{id}/similar``'s answerer: micro-batched or direct (``BATCHING``)."""
+    finder: SimilarFinder = request.app.state.similar_finder
+    return finder
+
+
+SimilarFinderDep = Annotated[SimilarFinder, Depends(get_similar_finder)]

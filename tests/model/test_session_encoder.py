@@ -39,6 +39,26 @@ def test_causal_prefix_vectors_ignore_later_items_and_padding():
                                atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize(("graph", "shared"), [(True, False), (True, True), (False, False)])
+def test_inference_at_the_last_position_equals_the_full_pass(graph, shared):
+    """Eval mode computes only each session's last position (and a shared transformer reads
+    both views in one call); the query equals that position of the full per-position pass."""
+    enc = encoder(graph, share_transformer=shared)
+    for parameter in enc.parameters():  # away from the zero-initialised gates
+        torch.nn.init.normal_(parameter, std=0.3)
+    lengths = torch.tensor([1, 6, 3, 2, 5])
+    padding = torch.arange(6)[None] >= lengths[:, None]
+    ids = torch.randint(1, 21, (5, 6)).masked_fill(padding, 0)
+    rows = torch.randn(5, 6, 8).masked_fill(padding[..., None], 0) if graph else None
+    with torch.no_grad():
+        h_id, h_graph = enc.encode_views(ids, rows)
+        last = torch.arange(5), lengths - 1
+        expected = enc.fuse(h_id[last], None if h_graph is None else h_graph[last])
+        torch.testing.assert_close(enc(ids, rows, lengths), expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(RuntimeError, match="inference"):
+        enc.train().id_transformer.forward_last(torch.randn(1, 2, 8), torch.tensor([2]))
+
+
 def test_too_long_sequence_is_rejected():
     with pytest.raises(ValueError, match="max_len"):
         encoder()(torch.ones(1, 7, dtype=torch.long), torch.zeros(1, 7, 8), torch.tensor([7]))

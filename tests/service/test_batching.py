@@ -15,7 +15,7 @@ import redis
 import torch
 from prometheus_client import REGISTRY
 
-from service.batching import BatchedRecommender, MicroBatcher
+from service.batching import MicroBatcher, recommender
 from service.encoding import EncoderInput, QueryEncoder, length_groups
 from service.main import create_app
 from service.publish import publish_version
@@ -127,12 +127,13 @@ def test_the_state_is_read_once_per_batch(versions, store):
     session = versions[0].item_ids[1:4]
 
     async def main():
-        recommender = BatchedRecommender(read_state, store, max_batch_size=5, max_wait_s=0.02)
-        recommender.start()
+        answerer = recommender(read_state, store, batching=True, max_batch_size=5,
+                               max_wait_s=0.02)
+        answerer.start()
         try:
-            return await asyncio.gather(*(recommender(Query(session, 5)) for _ in range(20)))
+            return await asyncio.gather(*(answerer(Query(session, 5)) for _ in range(20)))
         finally:
-            await recommender.aclose()
+            await answerer.aclose()
 
     before = batch_sizes()[0]
     answers = asyncio.run(main())
@@ -206,11 +207,13 @@ def post_concurrently(url: str, bodies: list[dict]) -> list[httpx.Response]:
     return asyncio.run(main())
 
 
-def batch_sizes() -> tuple[float, float, float]:
+def batch_sizes(endpoint: str = "recommend") -> tuple[float, float, float]:
     """Batches so far, requests in them, and batches of at most 4 (process-wide histogram)."""
     get = REGISTRY.get_sample_value
-    return (get("mvcrec_batch_size_count") or 0.0, get("mvcrec_batch_size_sum") or 0.0,
-            get("mvcrec_batch_size_bucket", {"le": "4.0"}) or 0.0)
+    labels = {"endpoint": endpoint}
+    return (get("mvcrec_batch_size_count", labels) or 0.0,
+            get("mvcrec_batch_size_sum", labels) or 0.0,
+            get("mvcrec_batch_size_bucket", {**labels, "le": "4.0"}) or 0.0)
 
 
 def bodies_of(versions, count: int = 48) -> list[dict]:
@@ -315,3 +318,47 @@ def test_a_store_failure_fails_each_waiting_model_request(make_settings, redis_u
             assert response.headers["retry-after"]
         else:
             assert response.status_code == 200 and response.json()["strategy"] == "popular"
+
+
+def get_concurrently(url: str, paths: list[str]) -> list[httpx.Response]:
+    """Every GET at once over separate connections."""
+
+    async def main():
+        limits = httpx.Limits(max_connections=len(paths))
+        async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+            return await asyncio.gather(*(client.get(path) for path in paths))
+
+    return asyncio.run(main())
+
+
+def test_concurrent_similar_requests_are_batched_and_answered_as_alone(
+        make_settings, redis_url, prefix, store, versions):
+    """``GET /items/{id}/similar`` micro-batched: each answer equals the unbatched one (unknown
+    items still 404), and the requests were searched together."""
+    publish_version(store, versions[0], NAME)
+    rng = random.Random(5)
+    paths = [f"/items/{item}/similar?k={rng.choice([1, 4, 10])}"
+             for item in rng.sample(versions[0].item_ids[1:], 40)]
+    paths.append("/items/no-such-item/similar?k=3")
+    common = {"redis_url": redis_url, "key_prefix": prefix, "max_concurrent_per_client": 0}
+    with LiveServer(create_app(make_settings(batching=False, **common))) as live, \
+            httpx.Client(base_url=live.url, timeout=30) as client:
+        reference = [client.get(path) for path in paths]
+    before = batch_sizes("similar")
+    settings = make_settings(batching=True, batch_max_size=4, batch_max_wait_s=0.01, **common)
+    with LiveServer(create_app(settings)) as live:
+        responses = get_concurrently(live.url, paths)
+    batches, requests, small = (now - then for now, then in zip(batch_sizes("similar"), before,
+                                                                  strict=True))
+    for response, expected in zip(responses, reference, strict=True):
+        assert response.status_code == expected.status_code
+        if expected.status_code == 404:
+            assert "unknown item 'no-such-item'" in response.json()["detail"]
+            continue
+        answer = response.json()
+        assert answer["item"] not in [entry["item"] for entry in answer["items"]]
+        assert_same_ranking(answer["items"], expected.json()["items"])
+    assert [r.status_code for r in reference].count(404) == 1
+    assert requests == len(paths)
+    assert small == batches  # no batch above BATCH_MAX_SIZE
+    assert batches < len(paths)  # and requests were batched
