@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,8 @@ from model.artifact import Artifact, load_artifact, write_artifact
 from service.config import Settings
 from service.store import RedisStore
 from training.export import export_run
+
+from .redis_server import RedisServer, free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 NAME = "tiny"
@@ -81,3 +84,14 @@ def make_settings(artifact_root: Path) -> Callable[..., Settings]:
         return Settings(_env_file=None, **values)
 
     return make
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A ``redis-server`` of the test's own, on its own port, without persistence."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server binary not found on PATH")
+    server = RedisServer(free_port(), tmp_path)
+    server.start()
+    yield server
+    server.stop()

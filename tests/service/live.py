@@ -9,7 +9,7 @@ from types import TracebackType
 import uvicorn
 from fastapi import FastAPI
 
-from .test_redis_restart import free_port
+from .redis_server import free_port
 
 
 class LiveServer:

@@ -13,7 +13,7 @@ from service.publish import publish_version
 
 from .conftest import NAME
 from .live import LiveServer
-from .test_redis_restart import free_port
+from .redis_server import free_port
 
 
 def test_rate_limit(make_settings, redis_url, prefix, store, versions):

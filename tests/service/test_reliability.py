@@ -10,7 +10,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,21 +26,9 @@ from service.store import RedisStore
 from .conftest import NAME
 from .live import LiveServer
 from .test_api import assert_same_ranking
-from .test_redis_restart import RedisServer, free_port
 
 TOKEN = "reliability-admin-token-0123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A ``redis-server`` of the test's own, on its own port, without persistence."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server binary not found on PATH")
-    server = RedisServer(free_port(), tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def sessions_of(versions, count: int = 8) -> list[list[str]]:
