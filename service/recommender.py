@@ -129,15 +129,15 @@ def map_items(state: ServingState, session: Sequence[ItemId]) -> tuple[list[int]
 
 def fetch_graph_rows(state: ServingState, store: EmbeddingStore,
                      sessions: Sequence[np.ndarray]) -> list[np.ndarray | None]:
-    """Graph-view rows ``[l, d]`` of each session's items, read in one round trip for the
-    state's version (``None`` per session for a model without the graph view)."""
+    """Graph-view rows ``[l, d]`` of each session's items for the state's version: from its
+    in-process copy when it has one, else from the store in one round trip for the batch
+    (``None`` per session for a model without the graph view)."""
     if not state.graph_view:
         return [None] * len(sessions)
+    if state.local_graph is not None:  # the whole version is in process: plain indexing
+        return [state.local_graph[session] for session in sessions]
     unique = np.unique(np.concatenate(sessions))  # [U] sorted
-    if state.local_graph is not None:  # the whole version is in process: no round trip
-        table = state.local_graph[unique]
-    else:
-        table = _read_store(state, store, unique)  # [U d]
+    table = _read_store(state, store, unique)  # [U d]
     return [table[np.searchsorted(unique, session)] for session in sessions]
 
 
