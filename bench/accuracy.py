@@ -13,6 +13,7 @@ runs are written to ``docs/results/accuracy.json`` and the summary table to ``ac
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import logging
@@ -80,7 +81,7 @@ def merged_records(runs_dir: Path, results_dir: Path) -> list[dict[str, Any]]:
 
 
 def next_spec(grid_path: Path, only: set[str] | None, runs_dir: Path,
-              results_dir: Path) -> tuple[dict[str, Any], Path] | None:
+              results_dir: Path) -> tuple[dict[str, Any], Path, int] | None:
     """The first grid entry that is neither finished nor held by a live worker (claimed now).
     The grid file is re-read each time, so entries can be appended while workers run."""
     done = {(r["dataset"], r["label"]) for r in merged_records(runs_dir, results_dir)}
@@ -89,8 +90,12 @@ def next_spec(grid_path: Path, only: set[str] | None, runs_dir: Path,
             continue
         run_dir = runs_dir / spec["dataset"] / run_label(spec)
         run_dir.mkdir(parents=True, exist_ok=True)
-        if claim(run_dir):
-            return spec, run_dir
+        lock = claim(run_dir)
+        if lock is not None:
+            if (run_dir / "result.json").exists():  # finished while we looked
+                os.close(lock)
+                continue
+            return spec, run_dir, lock
     return None
 
 
@@ -99,28 +104,31 @@ def run_grid(grid_path: Path, only: set[str] | None, threads: int, dataset_dir: 
     from training.trainer import Trainer
 
     while (pending := next_spec(grid_path, only, runs_dir, results_dir)) is not None:
-        spec, run_dir = pending
-        (run_dir / "spec.json").write_text(json.dumps(spec, indent=2))
-        log.info("train %s", run_dir)
-        trainer = Trainer(experiment_config(spec, dataset_dir, threads), run_dir,
-                          progress=sys.stderr.isatty())
-        trainer.fit(resume=True)
+        spec, run_dir, lock = pending
+        try:
+            (run_dir / "spec.json").write_text(json.dumps(spec, indent=2))
+            log.info("train %s", run_dir)
+            trainer = Trainer(experiment_config(spec, dataset_dir, threads), run_dir,
+                              progress=sys.stderr.isatty())
+            trainer.fit(resume=True)
+        finally:
+            os.close(lock)
         write_report(merged_records(runs_dir, results_dir), results_dir)
 
 
-def claim(run_dir: Path) -> bool:
+def claim(run_dir: Path) -> int | None:
     """Take a run for this process unless a live worker holds it (several workers may share
-    one grid, e.g. one per core)."""
-    lock = run_dir / "worker.pid"
-    if lock.exists():
-        try:
-            os.kill(int(lock.read_text()), 0)
-            if int(lock.read_text()) != os.getpid():
-                return False
-        except (ProcessLookupError, ValueError):
-            pass
-    lock.write_text(str(os.getpid()))
-    return True
+    one grid, e.g. one per core): an exclusive ``flock`` on ``worker.lock``, which the kernel
+    drops when its holder exits. Returns the open lock descriptor (close it to release)."""
+    fd = os.open(run_dir / "worker.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
 from model.mvcrec import MVCRec
@@ -165,7 +166,7 @@ class Trainer:
 
     def train_epoch(self) -> dict[str, Any]:
         self.model.train()
-        totals: dict[str, float] = {}
+        totals: dict[str, Tensor] = {}  # summed on the device: no host sync per step
         steps = 0
         amp = (torch.autocast("cuda", dtype=torch.bfloat16)
                if self.device.type == "cuda" and self.config.train.amp else nullcontext())
@@ -184,10 +185,11 @@ class Trainer:
                                                self.config.train.grad_clip)
             self.optimizer.step()
             for name, value in losses.items():
-                totals[name] = totals.get(name, 0.0) + float(value.detach())
+                totals[name] = totals[name] + value.detach() if name in totals else value.detach()
             steps += 1
+        mean_losses = {k: float(v) / steps for k, v in totals.items()}  # waits for the device
         return {"epoch": self.epoch, "train_seconds": time.perf_counter() - start,
-                "losses": {k: v / steps for k, v in totals.items()}}
+                "losses": mean_losses}
 
     def evaluate(self, split: str) -> dict[str, float]:
         eval_set = self.data.split.valid if split == "valid" else self.data.split.test

@@ -1,8 +1,12 @@
 """The accuracy benchmark trains each grid entry once and reports every finished run."""
 
 import json
+import os
+import subprocess
+import sys
 
-from bench.accuracy import REQUIRED_FIELDS, merged_records, run_grid
+from bench.accuracy import REQUIRED_FIELDS, claim, merged_records, run_grid
+from bench.accuracy_report import METRICS, best_per_model, seed_groups, seed_table
 from training.synthetic import SyntheticSpec, generate_sessions
 
 TINY = {"model.dim": 16, "model.ffn_dim": 32, "data.max_len": 10, "train.epochs": 1,
@@ -44,3 +48,43 @@ def test_grid_runs_once_and_reports(tmp_path):
     run_grid(grid, {"Tiny"}, 1, datasets, runs, results)
     assert not runs.exists() or not any(runs.rglob("result.json"))
     assert json.loads(before) == merged_records(runs, results)
+
+
+def test_a_run_held_by_a_live_worker_is_not_claimed_twice(tmp_path):
+    held = claim(tmp_path)
+    assert held is not None
+    child = subprocess.run([sys.executable, "-c", CLAIM_IN_CHILD, str(tmp_path)],
+                           capture_output=True, text=True, check=True)
+    assert child.stdout.strip() == "refused"
+    os.close(held)  # the holder finishes (or dies): the next worker gets it
+    child = subprocess.run([sys.executable, "-c", CLAIM_IN_CHILD, str(tmp_path)],
+                           capture_output=True, text=True, check=True)
+    assert child.stdout.strip() == "claimed"
+
+
+CLAIM_IN_CHILD = """
+import sys
+from pathlib import Path
+from bench.accuracy import claim
+print("refused" if claim(Path(sys.argv[1])) is None else "claimed")
+"""
+
+
+def record(model, seed, device, test, **overrides):
+    return {"dataset": "Tiny", "model": model, "seed": seed, "device": device,
+            "label": f"{model}-{seed}-{device}", "overrides": overrides,
+            "valid": {"NDCG@10": test + 0.01}, "test": {m: test for m in METRICS},
+            "best_epoch": 1, "epochs_run": 2, "sec_per_epoch": 1.0}
+
+
+def test_headline_uses_cpu_runs_and_seeds_are_grouped_across_devices():
+    records = [record("sasrec", 42, "cpu", 0.040), record("mvcrec", 42, "cpu", 0.044),
+               record("mvcrec", 1, "cuda", 0.050, **{"train.device": "cuda"}),
+               record("mvcrec", 2, "cuda", 0.046, **{"train.device": "cuda"}),
+               record("mvcrec", 3, "cuda", 0.070, **{"model.dropout": 0.5})]
+    best = best_per_model(records)
+    assert best["Tiny"]["mvcrec"]["seed"] == 42, "a GPU run never makes the headline"
+    groups = seed_groups(records)
+    assert [[r["seed"] for r in g] for g in groups] == [[1, 2, 42]]
+    table = "\n".join(seed_table(records))
+    assert "0.0467 ± 0.0031" in table
