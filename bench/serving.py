@@ -12,6 +12,10 @@ for a fixed time at several concurrency levels (users sending back to back). In 
 - ``half``: the batched mix at a fixed rate of half its peak throughput (latency at a load with
   headroom, what a shop would run at).
 
+``trivial`` and ``batched`` share one server and alternate level by level (trivial at 1 user,
+batched at 1 user, trivial at 4 users, ...), so slow drift of a shared machine affects both sides
+of their ratio alike; ``unbatched`` follows on a server of its own.
+
 Server and load generator are pinned to separate cores (``--server-cores``, ``--client-cores``).
 Percentiles come from every request's own latency (locust's report rounds them); requests in the
 first ``--warmup`` seconds of each level are left out of the rates and percentiles, but any failed
@@ -189,6 +193,7 @@ def serve(args: argparse.Namespace, batching: bool, log_path: Path) -> Iterator[
            "MAX_CONCURRENT_PER_CLIENT": "0", "RATE_LIMIT_PER_S": "0", "BENCH_ENDPOINT": "true",
            "BATCHING": str(batching).lower(), "BATCH_MAX_SIZE": str(args.batch_max_size),
            "BATCH_MAX_WAIT_S": str(args.batch_max_wait_s), "INDEX_TYPE": args.index_type,
+           "IVF_NLIST": str(args.ivf_nlist), "IVF_NPROBE": str(args.ivf_nprobe),
            "AUTO_PUBLISH": "true", "LOG_LEVEL": "warning"}
     command = pinned([sys.executable, "-m", "uvicorn", "service.main:create_app", "--factory",
                       "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
@@ -283,6 +288,8 @@ def config_key(args: argparse.Namespace, version: str) -> dict[str, Any]:
             "client_cores": args.client_cores, "device": args.device, "k": args.k,
             "data": str(args.data), "batch_max_size": args.batch_max_size,
             "batch_max_wait_s": args.batch_max_wait_s, "index_type": args.index_type,
+            **({"ivf_nlist": args.ivf_nlist, "ivf_nprobe": args.ivf_nprobe}
+               if args.index_type == "ivf" else {}),
             "server_threads": args.server_threads, "similar_weight": args.similar_weight,
             "half_peak_users": args.half_peak_users, "half_peak_duration": args.half_peak_duration,
             "loop": args.loop, "http": args.http}
@@ -350,33 +357,39 @@ class Servers:
 
 
 def measure(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
-    """Every selected part at every level, reusing saved levels of the same configuration."""
+    """Every selected part at every level, reusing saved levels of the same configuration. The
+    trivial and batched parts share a server and alternate level by level, so the drift of a
+    shared machine falls on both sides of their ratio alike."""
     version = ensure_artifact(args)
     key = config_key(args, version)
     mix = ["--similar-weight", str(args.similar_weight)]
-    plans: list[tuple[str, bool, list[str]]] = [("trivial", True, ["--trivial"]),
-                                                ("batched", True, mix),
-                                                ("unbatched", False, mix)]
-    runs: dict[str, list[dict[str, Any]]] = {}
+    extras = {"trivial": ["--trivial"], "batched": mix, "unbatched": mix}
+    wanted = {part for part in ("trivial", "batched", "unbatched") if part in args.parts}
+    if "half" in args.parts:
+        wanted.add("batched")
+    shared: tuple[str, ...] = ("trivial", "batched")
+    rounds: list[list[tuple[str, int]]] = [
+        [(part, users) for part in shared if part in wanted] for users in args.levels]
+    rounds += [[("unbatched", users)] for users in args.levels if "unbatched" in wanted]
     args.work.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, list[dict[str, Any]]] = {}
     with contextlib.closing(Servers(args)) as servers:
-        for part, batching, extra in plans:
-            if part not in args.parts and not (part == "batched" and "half" in args.parts):
+        for part, users in (step for steps in rounds for step in steps):
+            if saved(args, key, f"{part}-{users}") is not None:
                 continue
-            for users in args.levels:
-                if saved(args, key, f"{part}-{users}") is not None:
-                    continue
-                url, pid = servers.get(batching)
-                log.info("%s: %d users, %g s", part, users, args.warmup + args.duration)
-                record = run_locust(args, url, pid, users, f"{part}-{users}", extra,
-                                    args.warmup + args.duration)
-                save(args, key, f"{part}-{users}", {"part": part, **record})
-                log.info("%s: %d users: %.0f requests/s, p99 %.1f ms, %d errors", part, users,
-                         record["rps"], record["p99_ms"] or -1, record["errors"])
-            runs[part] = [_strip(saved_or_fail(args, key, f"{part}-{users}"))
-                          for users in args.levels]
-            if part == "batched" and "half" in args.parts:
-                runs["half"] = [_strip(measure_half(args, key, runs["batched"], mix, servers))]
+            url, pid = servers.get(part != "unbatched")
+            log.info("%s: %d users, %g s", part, users, args.warmup + args.duration)
+            record = run_locust(args, url, pid, users, f"{part}-{users}", extras[part],
+                                args.warmup + args.duration)
+            save(args, key, f"{part}-{users}", {"part": part, **record})
+            log.info("%s: %d users: %.0f requests/s, p99 %.1f ms, %d errors", part, users,
+                     record["rps"], record["p99_ms"] or -1, record["errors"])
+        for name in ("trivial", "batched", "unbatched"):
+            if name in wanted:
+                runs[name] = [_strip(saved_or_fail(args, key, f"{name}-{users}"))
+                              for users in args.levels]
+        if "half" in args.parts:
+            runs["half"] = [_strip(measure_half(args, key, runs["batched"], mix, servers))]
     return {part: runs[part] for part in PARTS if part in args.parts}
 
 
@@ -429,11 +442,61 @@ def ann_figures(results: Path) -> dict[str, Any] | None:
 # reports
 
 
+def served_index_recall(args: argparse.Namespace, version: str) -> dict[str, Any]:
+    """The served index and its recall@10 against exact search, for sessions cut from ``--data``
+    as the load generator cuts them (a random user's history up to a random event), encoded by
+    the benchmarked model: what an approximate index costs on this catalog's own queries."""
+    import random
+
+    import torch
+
+    from model.artifact import load_artifact
+    from service.encoding import EncoderInput
+    from service.recommender import map_items
+    from service.state import IndexSpec, build_index, build_state
+
+    spec = IndexSpec(args.index_type, args.ivf_nlist, args.ivf_nprobe)
+    described = {"type": spec.type, **({"nlist": spec.nlist, "nprobe": spec.nprobe}
+                                       if spec.type == "ivf" else {})}
+    if spec.type == "exact":
+        return {**described, "recall_at_10_vs_exact": 1.0}
+    artifact = load_artifact(args.artifact_dir / args.name / version)
+    state = build_state(artifact, args.name, torch.device("cpu"), "off",
+                        local_copy_max_bytes=1 << 40)
+    histories = [line.split()[1:] for line in args.data.read_text().splitlines()
+                 if len(line.split()) > 1]
+    chooser = random.Random(0)
+    sessions: list[EncoderInput] = []
+    while len(sessions) < args.recall_sessions:
+        history = chooser.choice(histories)
+        known = map_items(state, history[:chooser.randint(1, len(history))])[0][-state.max_len:]
+        if known:
+            tail = np.asarray(known, dtype=np.int64)
+            graph = None if state.local_graph is None else state.local_graph[tail]
+            sessions.append(EncoderInput(tail, graph))
+    queries = np.stack(state.encoder(sessions))  # [S D]
+    approximate, _, _ = build_index(artifact.fused_item_emb[1:], torch.device("cpu"), "off", spec)
+    found = approximate.search(queries, 10)[1]
+    truth = state.index.search(queries, 10)[1]
+    recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth, strict=True)]))
+    return {**described, "nlist": spec.lists_for(state.num_items),
+            "recall_at_10_vs_exact": recall, "sessions": len(sessions)}
+
+
 def write_reports(results: Path, payload: dict[str, Any]) -> None:
     results.mkdir(parents=True, exist_ok=True)
     (results / "serving.json").write_text(json.dumps(payload, indent=2) + "\n")
     (results / "serving.md").write_text(markdown(payload))
     plot(payload["runs"], results / "serving.png")
+
+
+def _index_text(index: dict[str, Any] | None) -> str:
+    if not index:
+        return "–"
+    if index["type"] == "exact":
+        return "exact (flat inner product): 1"
+    return (f"IVF, nlist {index['nlist']}, nprobe {index['nprobe']}: "
+            f"{index['recall_at_10_vs_exact']:.4f} ({index['sessions']} sessions)")
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -480,7 +543,9 @@ def markdown(payload: dict[str, Any]) -> str:
         f"| failed requests (all runs, warm-up included) | {summary['errors']} | 0: "
         f"{_fmt(summary['targets']['zero_errors'])} |",
         f"| ANN recall@10 / search speed-up | {_fmt(summary['ann_recall_at_10'], 3)} / "
-        f"{_fmt(summary['ann_speedup'], 1)}× | from {summary['ann_source'] or '–'} |", "",
+        f"{_fmt(summary['ann_speedup'], 1)}× | from {summary['ann_source'] or '–'} |",
+        f"| served index, recall@10 against exact on this model's sessions | "
+        f"{_index_text(summary.get('index'))} | |", "",
         "The `/recommend` mix is what `deploy/locustfile.py` sends: `POST /recommend` and "
         "`GET /items/{id}/similar` at 9 : 1 (`peak_rps_recommend_only` in `serving.json` counts "
         "`/recommend` alone). The trivial endpoint takes the same request bodies through the same "
@@ -559,6 +624,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="CPU_THREADS of the server; 0: the number of server cores")
     parser.add_argument("--device", default="auto", help="DEVICE of the server")
     parser.add_argument("--index-type", default="exact", choices=("exact", "ivf"))
+    parser.add_argument("--ivf-nlist", type=int, default=0, help="IVF_NLIST (0: about 2·sqrt(N))")
+    parser.add_argument("--ivf-nprobe", type=int, default=48, help="IVF_NPROBE")
+    parser.add_argument("--recall-sessions", type=int, default=2000,
+                        help="sessions that measure the served index's recall@10 against exact")
     parser.add_argument("--batch-max-size", type=int, default=32)
     parser.add_argument("--batch-max-wait-s", type=float, default=0.001)
     parser.add_argument("--similar-weight", type=int, default=1,
@@ -588,6 +657,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     version = ensure_artifact(args)
     machine = machine_info(server_cores=args.server_cores, client_cores=args.client_cores)
     summary = build_summary(runs, ann_figures(args.results), machine)
+    summary["index"] = served_index_recall(args, version)
     payload = {"summary": summary, "config": config_key(args, version),
                "command": "python -m bench.serving " + " ".join(
                    sys.argv[1:] if argv is None else argv),

@@ -8,6 +8,7 @@ repeats is reported with the ratio MVCrec / SASRec.
 
     python -m bench.train_speed --dataset Beauty --core 1 --repeats 3
     python -m bench.train_speed --dataset Beauty --device cuda --repeats 2   # train_speed_cuda.*
+    python -m bench.train_speed --mvcrec-overrides '{"model.share_transformer": true}'
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ RESULTS_DIR = Path("docs/results")
 MODELS = ("sasrec", "mvcrec")
 
 
-def measure_one(model: str, data_path: str, seed: int, device: str) -> dict[str, Any]:
+def measure_one(model: str, data_path: str, seed: int, device: str,
+                overrides: dict[str, Any]) -> dict[str, Any]:
     """Runs in the child: build everything, time one training epoch, report peak memory."""
     import numpy as np
     import torch
@@ -36,7 +38,7 @@ def measure_one(model: str, data_path: str, seed: int, device: str) -> dict[str,
     from training.trainer import Trainer
 
     torch.set_num_threads(1)
-    config = preset(model, data_path)
+    config = preset(model, data_path).with_overrides(overrides)
     config.train.device = device
     config.train.seed = seed
     trainer = Trainer(config, Path("runs/speed") / model, progress=False)
@@ -52,14 +54,16 @@ def measure_one(model: str, data_path: str, seed: int, device: str) -> dict[str,
             "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def run(dataset_path: Path, core: int, repeats: int, device: str) -> dict[str, Any]:
+def run(dataset_path: Path, core: int, repeats: int, device: str,
+        overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
     samples: dict[str, list[dict[str, Any]]] = {m: [] for m in MODELS}
     pin = ["taskset", "-c", str(core)] if device == "cpu" else []
     for repeat in range(repeats):
         for model in MODELS:
             out = subprocess.run(
                 [*pin, sys.executable, "-m", "bench.train_speed", "--child", model,
-                 "--data", str(dataset_path), "--seed", str(repeat), "--device", device],
+                 "--data", str(dataset_path), "--seed", str(repeat), "--device", device,
+                 "--overrides", json.dumps(overrides.get(model, {}))],
                 check=True, capture_output=True, text=True)
             sample = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"repeat {repeat} {model}: {sample['seconds']:.1f} s, "
@@ -70,7 +74,7 @@ def run(dataset_path: Path, core: int, repeats: int, device: str) -> dict[str, A
                    "samples": samples[m]} for m in MODELS}
     ratio = (summary["mvcrec"]["sec_per_epoch_median"]
              / summary["sasrec"]["sec_per_epoch_median"])
-    return {"dataset": dataset_path.stem, "device": device,
+    return {"dataset": dataset_path.stem, "device": device, "overrides": overrides,
             "core": core if device == "cpu" else None, "threads": 1, "repeats": repeats,
             "machine": machine_info(), "models": summary, "ratio_mvcrec_over_sasrec": ratio}
 
@@ -92,6 +96,9 @@ def write(result: dict[str, Any], results_dir: Path) -> None:
         lines.append(f"| {model} | {stats['sec_per_epoch_median']:.1f} | "
                      f"{stats['peak_mib_max']:.0f} |")
     lines += ["", f"MVCrec / SASRec: **{result['ratio_mvcrec_over_sasrec']:.2f}×**", ""]
+    overrides = result.get("overrides", {}).get("mvcrec")
+    if overrides:
+        lines += [f"MVCrec configuration: preset with `{json.dumps(overrides)}`.", ""]
     (results_dir / f"{stem}.md").write_text("\n".join(lines))
 
 
@@ -103,15 +110,20 @@ def main() -> None:
     parser.add_argument("--core", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--mvcrec-overrides", type=json.loads, default={},
+                        help='MVCrec config overrides, JSON: {"model.share_transformer": true}')
     parser.add_argument("--results", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--overrides", type=json.loads, default={}, help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=MODELS, help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure_one(args.child, args.data, args.seed, args.device)))
+        print(json.dumps(measure_one(args.child, args.data, args.seed, args.device,
+                                     args.overrides)))
         return
-    result = run(args.datasets / f"{args.dataset}.txt", args.core, args.repeats, args.device)
+    result = run(args.datasets / f"{args.dataset}.txt", args.core, args.repeats, args.device,
+                 {"mvcrec": args.mvcrec_overrides})
     write(result, args.results)
     print(json.dumps({m: s["sec_per_epoch_median"] for m, s in result["models"].items()}))
 

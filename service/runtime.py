@@ -12,6 +12,7 @@ another replica was faster (``AUTO_PUBLISH``); until then requests use the in-pr
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -105,6 +106,11 @@ class Runtime:
             self._fail(version, error)
             return False
         previous, self.state = self.state, state
+        # Everything loaded so far (libraries, app, this version) lives as long as the process:
+        # move it out of the cyclic collector's reach. Otherwise each full collection walks
+        # ~375k objects: at 32 users on one core, 18 of them in 35 s took 3.3 s of CPU and made
+        # the p99 188 ms (29 ms frozen; docs/serving.md, Performance).
+        gc.freeze()
         self._failure = None
         metrics.set_model_version(name, state.version)
         log.info("serving %s version %s (was %s, %s)", name, state.version,

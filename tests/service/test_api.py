@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterator
 
@@ -313,3 +314,13 @@ def test_a_version_missing_locally_keeps_the_served_one(make_settings, redis_url
         assert runtime.state.version == first.version
         assert "no artifact directory" in runtime.last_error
         assert client.post("/recommend", json={"session": []}).status_code == 200
+
+
+def test_a_loaded_version_is_kept_out_of_the_cyclic_gc(make_settings, redis_url, prefix, store,
+                                                      versions, artifact_root):
+    publish_version(store, versions[0], NAME)
+    gc.unfreeze()
+    settings = make_settings(redis_url=redis_url, key_prefix=prefix, artifact_dir=artifact_root)
+    with TestClient(create_app(settings)) as client:
+        assert client.app.state.runtime.state.version == versions[0].version
+        assert gc.get_freeze_count() > 0, "full collections would walk the whole loaded heap"
