@@ -427,9 +427,12 @@ def _strip(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def ann_figures(results: Path) -> dict[str, Any] | None:
-    """The approximate index's recall and speed-up, from ``catalog_scale.json``."""
-    path = results / "catalog_scale.json"
-    if not path.exists():
+    """The approximate index's recall and speed-up, from ``catalog_scale.json`` in ``results``
+    (else in ``docs/results``, for side runs written elsewhere)."""
+    path = next((p for p in (results / "catalog_scale.json",
+                             ROOT / "docs" / "results" / "catalog_scale.json") if p.exists()),
+                None)
+    if path is None:
         return None
     summary = json.loads(path.read_text()).get("summary", {})
     return {"ann_recall_at_10": summary.get("recall_at_10"),
