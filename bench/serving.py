@@ -457,6 +457,7 @@ def served_index_recall(args: argparse.Namespace, version: str) -> dict[str, Any
     from service.encoding import EncoderInput
     from service.recommender import map_items
     from service.state import IndexSpec, build_index, build_state
+    from training.data import read_sequences
 
     spec = IndexSpec(args.index_type, args.ivf_nlist, args.ivf_nprobe)
     described = {"type": spec.type, **({"nlist": spec.nlist, "nprobe": spec.nprobe}
@@ -466,8 +467,7 @@ def served_index_recall(args: argparse.Namespace, version: str) -> dict[str, Any
     artifact = load_artifact(args.artifact_dir / args.name / version)
     state = build_state(artifact, args.name, torch.device("cpu"), "off",
                         local_copy_max_bytes=1 << 40)
-    histories = [line.split()[1:] for line in args.data.read_text().splitlines()
-                 if len(line.split()) > 1]
+    histories = [items for items in read_sequences(args.data).values() if items]
     chooser = random.Random(0)
     sessions: list[EncoderInput] = []
     while len(sessions) < args.recall_sessions:

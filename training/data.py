@@ -157,16 +157,20 @@ def index_items(sequences: dict[str, list[str]]) -> Interactions:
     return Interactions(user_ids=users, item_ids=["", *external], sequences=encoded)
 
 
-def load_interactions(path: Path | str, k: int = 5) -> Interactions:
-    """Load either format, chosen by extension (``.csv`` is an event log)."""
+def read_sequences(path: Path | str) -> dict[str, list[str]]:
+    """Each user's items in time order, from either format, chosen by extension (``.csv`` is an
+    event log)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no data file at {path}")
     if path.suffix.lower() == ".csv":
-        sequences = sequences_from_events(read_event_log(path))
-    else:
-        sequences = read_sequence_file(path)
-    return index_items(k_core(sequences, k))
+        return sequences_from_events(read_event_log(path))
+    return read_sequence_file(path)
+
+
+def load_interactions(path: Path | str, k: int = 5) -> Interactions:
+    """Load either format (:func:`read_sequences`), k-core filter, index the items."""
+    return index_items(k_core(read_sequences(path), k))
 
 
 @dataclass
