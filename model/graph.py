@@ -94,3 +94,49 @@ class ItemGraphPropagation(nn.Module):
             return layers[-1]
         out = torch.stack(layers).sum(0)
         return out / len(layers) if self.combine == "mean" else out
+
+
+class EdgeDropout(nn.Module):
+    """Drops each undirected edge of a symmetric normalised adjacency with probability ``p``
+    (both directions together, so the result stays symmetric) and rescales the kept ones by
+    ``1 / (1 - p)``; self loops are always kept. A regulariser of the graph view (DropEdge,
+    Rong et al., ICLR 2020; the edge dropout of SGL, Wu et al., SIGIR 2021). Training only.
+
+    Shapes:
+        - input / output: sparse CSR ``[N+1, N+1]``
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"edge dropout must be in [0, 1), got {p}")
+        self.p = p
+        self._pairs: tuple[tuple[int, int], Tensor, int] | None = None  # (key, pair, pairs)
+
+    def forward(self, adj: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return adj
+        values = adj.values()
+        pair, num_pairs = self._pair_index(adj)
+        keep = torch.rand(num_pairs + 1, device=values.device) >= self.p
+        keep[-1] = True  # the self loops' slot
+        scale = keep.to(values.dtype) / (1.0 - self.p)
+        scale[-1] = 1.0
+        return torch.sparse_csr_tensor(adj.crow_indices(), adj.col_indices(),
+                                       values * scale[pair], adj.shape,
+                                       check_invariants=False)  # same structure as adj
+
+    def _pair_index(self, adj: Tensor) -> tuple[Tensor, int]:
+        """For every stored entry, the id of its undirected edge (``num_pairs`` for self loops);
+        computed once per adjacency."""
+        key = (adj.values().data_ptr(), adj.values().numel())
+        if self._pairs is not None and self._pairs[0] == key:
+            return self._pairs[1], self._pairs[2]
+        crow, col = adj.crow_indices(), adj.col_indices()
+        row = torch.repeat_interleave(torch.arange(adj.size(0), device=col.device), crow.diff())
+        low, high = torch.minimum(row, col), torch.maximum(row, col)
+        pairs, pair = torch.unique(low * adj.size(0) + high, return_inverse=True)
+        num_pairs = int(pairs.numel())
+        pair = torch.where(row == col, num_pairs, pair)
+        self._pairs = (key, pair, num_pairs)
+        return pair, num_pairs

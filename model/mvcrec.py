@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from model.graph import ItemGraphPropagation
+from model.graph import EdgeDropout, ItemGraphPropagation
 from model.losses import full_softmax_cross_entropy, info_nce
 from model.session_encoder import SessionEncoder
 
@@ -33,6 +33,7 @@ class MVCRec(nn.Module):
         graph_source: ``"own"`` propagates a separate table ``G0`` (the paper's design), ``"id"``
             propagates the ID table itself.
         graph_layers / graph_combine: LightGCN depth ``K`` and layer combination.
+        edge_dropout: probability of dropping an undirected graph edge in a training step.
         cl_weight: ``λ``; cl_temperature: ``τ``; cl_terms: which of ``seq``, ``graph``,
             ``cross`` are on.
         cl_views: ``"augment"`` contrasts the last positions of two crop/mask/reorder copies;
@@ -46,7 +47,7 @@ class MVCRec(nn.Module):
     """
 
     def __init__(self, encoder: SessionEncoder, graph_source: str = "own", graph_layers: int = 2,
-                 graph_combine: str = "mean", cl_weight: float = 0.1,
+                 graph_combine: str = "mean", edge_dropout: float = 0.0, cl_weight: float = 0.1,
                  cl_temperature: float = 0.2,
                  cl_terms: tuple[str, ...] = ("seq", "graph", "cross"), cl_views: str = "augment",
                  cl_max_positions: int = 2048) -> None:
@@ -73,6 +74,7 @@ class MVCRec(nn.Module):
                 with torch.no_grad():
                     self.graph_table.weight[0].zero_()
             self.graph_mask = nn.Parameter(torch.zeros(dim).normal_(std=0.02))
+            self.edge_dropout = EdgeDropout(edge_dropout)
             self.propagation = ItemGraphPropagation(graph_layers, graph_combine)
 
     @property
@@ -89,7 +91,7 @@ class MVCRec(nn.Module):
             base = self.graph_table.weight
         else:
             base = self.encoder.item_embedding.weight[: self.num_items + 1]
-        return self.propagation(base, adj)
+        return self.propagation(base, self.edge_dropout(adj))
 
     def item_table(self, g: Tensor | None) -> Tensor:
         """Fused item embeddings ``[N+1, 2d]`` = ``[g_i ; e_i]`` (``[N+1, d]`` = ``e_i`` alone)."""

@@ -15,6 +15,7 @@ class DataConfig:
     k_core: int = 5  # the benchmark files are already 5-core; raw event logs get filtered
     max_len: int = 50  # L
     graph_distance: int = 3  # D
+    graph_weighting: str = "binary"  # binary | count | log (of a pair's co-occurrences)
 
 
 @dataclass
@@ -30,6 +31,7 @@ class ModelConfig:
     graph_source: str = "own"  # own | id
     graph_layers: int = 2
     graph_combine: str = "mean"  # mean | sum | last
+    edge_dropout: float = 0.0  # drop each undirected graph edge in a training step
     cl_weight: float = 0.1  # λ
     cl_temperature: float = 0.2  # τ
     cl_terms: tuple[str, ...] = ("seq", "graph", "cross")

@@ -36,7 +36,8 @@ def prepare_data(config: DataConfig) -> PreparedData:
     interactions = load_interactions(config.path, k=config.k_core)
     split = leave_one_out(interactions)
     edge_index, edge_weight = cooccurrence_edges(split.train, interactions.num_items,
-                                                 config.graph_distance)
+                                                 config.graph_distance,
+                                                 config.graph_weighting)
     adjacency = normalized_adjacency(edge_index, interactions.num_items + 1, edge_weight)
     return PreparedData(interactions, split, adjacency, int(edge_index.size(1)),
                         item_popularity(split.train, interactions.num_items))

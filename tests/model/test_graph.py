@@ -3,7 +3,7 @@ import torch
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_undirected
 
-from model.graph import ItemGraphPropagation, normalized_adjacency
+from model.graph import EdgeDropout, ItemGraphPropagation, normalized_adjacency
 
 
 def random_graph(num_nodes: int, num_edges: int, seed: int) -> torch.Tensor:
@@ -72,3 +72,22 @@ def test_fast_symmetric_backward_equals_dense_gradient():
     outs = [x_dense, dense @ x_dense, dense @ (dense @ x_dense)]
     (torch.stack(outs).mean(0) * weights).sum().backward()
     torch.testing.assert_close(x.grad, x_dense.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_edge_dropout_keeps_the_adjacency_symmetric_and_self_loops_whole():
+    torch.manual_seed(0)
+    n = 40
+    edge_index = torch.randint(1, n, (2, 300))
+    edge_index = to_undirected(edge_index[:, edge_index[0] != edge_index[1]], num_nodes=n)
+    adj = normalized_adjacency(edge_index, n)
+    dropout = EdgeDropout(0.5).train()
+    dropped = dropout(adj).to_dense()
+    dense = adj.to_dense()
+    assert torch.equal(dropped, dropped.T)
+    assert torch.equal(dropped.diagonal(), dense.diagonal())
+    off = ~torch.eye(n, dtype=torch.bool) & (dense != 0)
+    kept = dropped[off] != 0
+    assert 0.3 < kept.float().mean() < 0.7
+    assert torch.allclose(dropped[off][kept], 2.0 * dense[off][kept])
+    assert not torch.equal(dropout(adj).to_dense(), dropped)  # a new draw every call
+    assert dropout.eval()(adj) is adj

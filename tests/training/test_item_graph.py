@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from training.data import index_items, leave_one_out
@@ -32,3 +33,23 @@ def test_graph_uses_only_training_positions():
     touched = set(edge_index.flatten().tolist())
     assert lookup["v"] not in touched and lookup["t"] not in touched
     assert {lookup["a"], lookup["b"], lookup["c"]} <= touched
+
+
+def weights_by_edge(edge_index: torch.Tensor, weight: torch.Tensor) -> dict[tuple[int, int], float]:
+    return {(int(a), int(b)): float(w) for (a, b), w in zip(edge_index.T, weight, strict=True)}
+
+
+def test_count_weighting_counts_a_pair_in_either_order_symmetrically():
+    sequences = [np.array([1, 2]), np.array([1, 2]), np.array([2, 1]), np.array([1, 3])]
+    edge_index, weight = cooccurrence_edges(sequences, 3, distance=1, weighting="count")
+    assert weights_by_edge(edge_index, weight) == {(1, 2): 3.0, (2, 1): 3.0, (1, 3): 1.0,
+                                                   (3, 1): 1.0}
+    edge_index, weight = cooccurrence_edges(sequences, 3, distance=1, weighting="log")
+    weights = weights_by_edge(edge_index, weight)
+    assert weights[(1, 2)] == weights[(2, 1)] == pytest.approx(1.0 + np.log(3.0))
+    assert weights[(1, 3)] == 1.0
+
+
+def test_unknown_weighting_is_an_error():
+    with pytest.raises(ValueError, match="weighting"):
+        cooccurrence_edges([np.array([1, 2])], 2, distance=1, weighting="tfidf")
