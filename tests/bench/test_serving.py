@@ -94,6 +94,7 @@ def test_a_tiny_run_writes_the_reports_and_reuses_saved_levels(tmp_path, trained
             "--levels", "2", "--duration", "1", "--warmup", "0", "--half-peak-duration", "1",
             "--half-peak-users", "2", "--server-cores", "", "--client-cores", "",
             "--parts", "trivial,batched,half",  # one server (unbatched: tests/service)
+            "--similar-weight", "9",  # half the requests: both endpoints show up in 1 s
             "--k", "5", "--redis-url", redis_server, "--results", str(results),
             "--work", str(work)]
     main(argv)

@@ -16,7 +16,7 @@ import torch
 from prometheus_client import REGISTRY
 
 from service.batching import MicroBatcher, recommender
-from service.encoding import EncoderInput, QueryEncoder, length_groups
+from service.encoding import EncoderInput, QueryEncoder
 from service.main import create_app
 from service.publish import publish_version
 from service.recommender import Query
@@ -146,38 +146,11 @@ def test_the_state_is_read_once_per_batch(versions, store):
     assert all(len(rankings) == 1 for rankings in ranked.values())
 
 
-# --- length groups of the encoder ---------------------------------------------------------------
+# --- one encoder call per batch ----------------------------------------------------------------
 
 
-def brute_force_cost(lengths, call_cost):
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    best = float("inf")
-    for mask in range(1 << (len(order) - 1)):
-        groups, current = [], [order[0]]
-        for position in range(1, len(order)):
-            if mask >> (position - 1) & 1:
-                groups.append(current)
-                current = []
-            current.append(order[position])
-        groups.append(current)
-        best = min(best, sum(call_cost + len(g) * max(lengths[i] for i in g) for g in groups))
-    return best
-
-
-@pytest.mark.parametrize("call_cost", [0, 5, 50, 100, 1000])
-def test_length_groups_are_an_optimal_partition(call_cost):
-    rng = random.Random(call_cost)
-    for _ in range(30):
-        lengths = [rng.choice([1, 1, 2, 3, 4, 5, 8, 13, 26, 50]) for _ in range(rng.randint(1, 9))]
-        groups = length_groups(lengths, call_cost)
-        assert sorted(i for group in groups for i in group) == list(range(len(lengths)))
-        cost = sum(call_cost + len(g) * max(lengths[i] for i in g) for g in groups)
-        assert cost == brute_force_cost(lengths, call_cost)
-    assert length_groups([3, 1, 50], float("inf")) == [[1, 0, 2]]
-    assert length_groups([], 10) == []
-
-
-def test_grouped_encoding_equals_one_padded_call(versions):
+def test_a_batch_of_mixed_lengths_gives_each_session_its_own_query(versions):
+    """The packed encoder call never mixes sessions: each query equals the session's alone."""
     artifact = versions[0]
     graph = artifact.graph_item_emb
     rng = np.random.default_rng(0)
@@ -186,11 +159,9 @@ def test_grouped_encoding_equals_one_padded_call(versions):
         length = min(length, artifact.manifest["max_len"])
         ids = rng.integers(1, artifact.num_items + 1, size=length)
         sessions.append(EncoderInput(ids, graph[ids]))
-    grouped = QueryEncoder(artifact.encoder, torch.device("cpu"), call_cost_positions=2)
-    single = QueryEncoder(artifact.encoder, torch.device("cpu"), call_cost_positions=float("inf"))
-    assert len(length_groups([len(s.item_ids) for s in sessions], 2)) > 1
-    np.testing.assert_allclose(np.stack(grouped(sessions)), np.stack(single(sessions)),
-                               atol=1e-5, rtol=0)
+    encoder = QueryEncoder(artifact.encoder, torch.device("cpu"))
+    alone = [encoder([session])[0] for session in sessions]
+    np.testing.assert_allclose(np.stack(encoder(sessions)), np.stack(alone), atol=1e-5, rtol=0)
 
 
 # --- concurrent real requests -------------------------------------------------------------------
