@@ -48,6 +48,8 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     patience: int = 10  # epochs without a better validation NDCG@10 before stopping
+    lr_decay: float = 1.0  # multiply the lr by this after every lr_decay_patience stale epochs
+    lr_decay_patience: int = 3
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
     amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU

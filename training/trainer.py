@@ -157,12 +157,25 @@ class Trainer:
                 _atomic_torch_save(self.model.state_dict(), self.best_model_path)
             else:
                 self.stale_epochs += 1
+                self._decay_lr_on_plateau()
             self.save_checkpoint()
             self._write_history()
             log.info("epoch %d  loss %.4f  valid NDCG@10 %.4f HR@10 %.4f  (%.1fs train)%s",
                      self.epoch, record["losses"]["loss"], valid["NDCG@10"], valid["HR@10"],
                      record["train_seconds"], "  *best*" if improved else "")
         return self.finish()
+
+    def _decay_lr_on_plateau(self) -> None:
+        """Multiply the learning rate by ``lr_decay`` after every ``lr_decay_patience`` epochs
+        without a better validation score (the rate lives in the optimizer's state, so a resumed
+        run continues with it)."""
+        train_cfg = self.config.train
+        if train_cfg.lr_decay == 1.0 or self.stale_epochs % train_cfg.lr_decay_patience:
+            return
+        for group in self.optimizer.param_groups:
+            group["lr"] *= train_cfg.lr_decay
+        log.info("no better validation for %d epochs: lr %.2e", self.stale_epochs,
+                 self.optimizer.param_groups[0]["lr"])
 
     def train_epoch(self) -> dict[str, Any]:
         self.model.train()

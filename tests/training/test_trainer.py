@@ -64,3 +64,14 @@ def test_misspelt_override_is_an_error(event_log):
         tiny_config("mvcrec", event_log).with_overrides({"model.droput": 0.1})
     with pytest.raises(ValueError, match="unknown ModelConfig keys"):
         ExperimentConfig.from_dict({"model": {"droput": 0.1}})
+
+
+def test_lr_decays_after_every_lr_decay_patience_stale_epochs(tmp_path, event_log, prepared):
+    config = tiny_config("sasrec", event_log, lr=1e-3, lr_decay=0.5, lr_decay_patience=2)
+    trainer = Trainer(config, tmp_path, data=prepared, progress=False)
+    rates = []
+    for stale in range(1, 6):
+        trainer.stale_epochs = stale
+        trainer._decay_lr_on_plateau()
+        rates.append(trainer.optimizer.param_groups[0]["lr"])
+    assert rates == pytest.approx([1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4])
