@@ -34,6 +34,9 @@ class MVCRec(nn.Module):
             propagates the ID table itself.
         graph_layers / graph_combine: LightGCN depth ``K`` and layer combination.
         edge_dropout: probability of dropping an undirected graph edge in a training step.
+        cl_edge_dropout: graph-side augmentation of the contrastive views: each of the two
+            augmented copies reads graph rows propagated over its own edge-dropped graph
+            (``0``: both read the step's graph).
         cl_weight: ``λ``; cl_temperature: ``τ``; cl_terms: which of ``seq``, ``graph``,
             ``cross`` are on.
         cl_views: ``"augment"`` contrasts the last positions of two crop/mask/reorder copies;
@@ -47,7 +50,8 @@ class MVCRec(nn.Module):
     """
 
     def __init__(self, encoder: SessionEncoder, graph_source: str = "own", graph_layers: int = 2,
-                 graph_combine: str = "mean", edge_dropout: float = 0.0, cl_weight: float = 0.1,
+                 graph_combine: str = "mean", edge_dropout: float = 0.0,
+                 cl_edge_dropout: float = 0.0, cl_weight: float = 0.1,
                  cl_temperature: float = 0.2,
                  cl_terms: tuple[str, ...] = ("seq", "graph", "cross"), cl_views: str = "augment",
                  cl_max_positions: int = 2048) -> None:
@@ -75,6 +79,7 @@ class MVCRec(nn.Module):
                     self.graph_table.weight[0].zero_()
             self.graph_mask = nn.Parameter(torch.zeros(dim).normal_(std=0.02))
             self.edge_dropout = EdgeDropout(edge_dropout)
+            self.cl_edge_dropout = EdgeDropout(cl_edge_dropout)
             self.propagation = ItemGraphPropagation(graph_layers, graph_combine)
 
     @property
@@ -87,11 +92,13 @@ class MVCRec(nn.Module):
             return None
         if adj is None:
             raise ValueError("the graph view needs the item adjacency")
+        return self.propagation(self._graph_base(), self.edge_dropout(adj))
+
+    def _graph_base(self) -> Tensor:
+        """The table the graph view propagates ``[N+1, d]``."""
         if self.graph_source == "own":
-            base = self.graph_table.weight
-        else:
-            base = self.encoder.item_embedding.weight[: self.num_items + 1]
-        return self.propagation(base, self.edge_dropout(adj))
+            return self.graph_table.weight
+        return self.encoder.item_embedding.weight[: self.num_items + 1]
 
     def item_table(self, g: Tensor | None) -> Tensor:
         """Fused item embeddings ``[N+1, 2d]`` = ``[g_i ; e_i]`` (``[N+1, d]`` = ``e_i`` alone)."""
@@ -100,8 +107,9 @@ class MVCRec(nn.Module):
 
     def graph_rows(self, g: Tensor | None, item_ids: Tensor) -> Tensor | None:
         """Graph-view rows of a batch of sequences ``[B, L, d]``; the mask token has its own."""
-        if g is None:
-            return None
+        return None if g is None else self._rows_of(g, item_ids)
+
+    def _rows_of(self, g: Tensor, item_ids: Tensor) -> Tensor:
         return torch.cat([g, self.graph_mask[None]])[item_ids]
 
     def calculate_loss(self, inputs: Tensor, targets: Tensor, adj: Tensor | None,
@@ -121,7 +129,7 @@ class MVCRec(nn.Module):
             if self.cl_views == "dropout":
                 pair = self._dropout_views(g, inputs, valid, h_id, h_graph)
             elif augmented is not None and augmented_lengths is not None:
-                pair = self._augmented_views(g, augmented, augmented_lengths)
+                pair = self._augmented_views(g, augmented, augmented_lengths, adj)
             else:
                 raise ValueError("contrastive terms with cl_views='augment' need augmented "
                                  "sequences")
@@ -131,12 +139,20 @@ class MVCRec(nn.Module):
         losses["loss"] = total
         return losses
 
-    def _augmented_views(self, g: Tensor | None, augmented: Tensor, lengths: Tensor) -> ViewPair:
+    def _augmented_views(self, g: Tensor | None, augmented: Tensor, lengths: Tensor,
+                         adj: Tensor | None) -> ViewPair:
         """Last-position vectors of the two stacked augmentations ``[2B, L']``."""
-        h_id, h_graph = self.encoder.encode_views(augmented, self.graph_rows(g, augmented))
+        half = augmented.size(0) // 2
+        if g is not None and adj is not None and self.cl_edge_dropout.p > 0:
+            base = self._graph_base()
+            graph_rows: Tensor | None = torch.cat([  # each copy over its own dropped graph
+                self._rows_of(self.propagation(base, self.cl_edge_dropout(adj)), copy)
+                for copy in (augmented[:half], augmented[half:])])
+        else:
+            graph_rows = self.graph_rows(g, augmented)
+        h_id, h_graph = self.encoder.encode_views(augmented, graph_rows)
         rows = torch.arange(augmented.size(0), device=augmented.device)
         last = lengths - 1
-        half = augmented.size(0) // 2
         z_id = h_id[rows, last]  # [2B d]
         z_graph = None if h_graph is None else h_graph[rows, last]
         return (z_id[:half], None if z_graph is None else z_graph[:half],

@@ -32,6 +32,7 @@ class ModelConfig:
     graph_layers: int = 2
     graph_combine: str = "mean"  # mean | sum | last
     edge_dropout: float = 0.0  # drop each undirected graph edge in a training step
+    cl_edge_dropout: float = 0.0  # each contrastive copy over its own edge-dropped graph
     cl_weight: float = 0.1  # λ
     cl_temperature: float = 0.2  # τ
     cl_terms: tuple[str, ...] = ("seq", "graph", "cross")

@@ -23,6 +23,7 @@ def build_model(config: ModelConfig, num_items: int, max_len: int) -> MVCRec:
     encoder = SessionEncoder(**encoder_kwargs(config, num_items, max_len))
     return MVCRec(encoder, graph_source=config.graph_source, graph_layers=config.graph_layers,
                   graph_combine=config.graph_combine, edge_dropout=config.edge_dropout,
+                  cl_edge_dropout=config.cl_edge_dropout,
                   cl_weight=config.cl_weight,
                   cl_temperature=config.cl_temperature, cl_terms=tuple(config.cl_terms),
                   cl_views=config.cl_views)

@@ -78,3 +78,22 @@ def test_a_step_runs_under_bfloat16_autocast(prepared, cl_views):
     assert losses["loss"].dtype == torch.float32 and torch.isfinite(losses["loss"])
     losses["loss"].backward()
     assert model.graph_table.weight.grad is not None
+
+
+def test_contrastive_copies_can_read_their_own_edge_dropped_graphs(prepared):
+    """``cl_edge_dropout`` changes only the contrastive terms (the CE term reads the step's
+    graph), and the graph table learns through the extra propagations."""
+    batch = next(TrainBatcher(prepared.split.train, 10, 32,
+                              build_augmenter(preset("mvcrec").model, prepared.num_items))
+                 .epoch(np.random.default_rng(0)))
+    losses = {}
+    for p in (0.0, 0.5):
+        torch.manual_seed(0)
+        config = preset("mvcrec", dim=16, ffn_dim=32, dropout=0.0, cl_edge_dropout=p)
+        model = build_model(config.model, prepared.num_items, 10)
+        losses[p] = model.calculate_loss(batch.inputs, batch.targets, prepared.adjacency,
+                                         batch.augmented, batch.augmented_lengths)
+    assert losses[0.5]["ce"] == losses[0.0]["ce"]
+    assert losses[0.5]["cl_graph"] != losses[0.0]["cl_graph"]
+    losses[0.5]["cl_graph"].backward()
+    assert model.graph_table.weight.grad.abs().sum() > 0
