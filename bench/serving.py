@@ -295,9 +295,12 @@ def config_key(args: argparse.Namespace, version: str) -> dict[str, Any]:
             "loop": args.loop, "http": args.http}
 
 
-def saved(args: argparse.Namespace, key: dict[str, Any], label: str) -> dict[str, Any] | None:
+def saved(args: argparse.Namespace, key: dict[str, Any], label: str,
+          reuse: bool | None = None) -> dict[str, Any] | None:
+    """The saved level of this configuration; ``reuse`` (default: not ``--fresh``) False
+    ignores what an earlier run saved."""
     path = args.work / "levels" / f"{label}.json"
-    if args.fresh or not path.exists():
+    if not (not args.fresh if reuse is None else reuse) or not path.exists():
         return None
     record: dict[str, Any] = json.loads(path.read_text())
     return record if record.get("config") == key else None
@@ -416,7 +419,7 @@ def measure_half(args: argparse.Namespace, key: dict[str, Any], batched: list[di
 
 
 def saved_or_fail(args: argparse.Namespace, key: dict[str, Any], label: str) -> dict[str, Any]:
-    record = saved(args, key, label)
+    record = saved(args, key, label, reuse=True)  # measured by this run, --fresh or not
     if record is None:
         raise RuntimeError(f"level {label} was not measured")
     return record

@@ -115,3 +115,7 @@ def test_a_tiny_run_writes_the_reports_and_reuses_saved_levels(tmp_path, trained
     main(argv)  # the same configuration: every level is reused, nothing measured again
     assert {path: path.stat().st_mtime_ns for path in Path(work, "levels").iterdir()} == saved
     assert json.loads((results / "serving.json").read_text())["runs"] == payload["runs"]
+    main([*argv, "--fresh"])  # every level measured again, and the reports written from them
+    remeasured = {path: path.stat().st_mtime_ns for path in Path(work, "levels").iterdir()}
+    assert all(remeasured[path] > mtime for path, mtime in saved.items())
+    assert json.loads((results / "serving.json").read_text())["summary"]["errors"] == 0
