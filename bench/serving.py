@@ -300,7 +300,9 @@ def saved(args: argparse.Namespace, key: dict[str, Any], label: str,
     """The saved level of this configuration; ``reuse`` (default: not ``--fresh``) False
     ignores what an earlier run saved."""
     path = args.work / "levels" / f"{label}.json"
-    if not (not args.fresh if reuse is None else reuse) or not path.exists():
+    if reuse is None:
+        reuse = not args.fresh
+    if not reuse or not path.exists():
         return None
     record: dict[str, Any] = json.loads(path.read_text())
     return record if record.get("config") == key else None

@@ -51,9 +51,7 @@ class SequenceTransformer(nn.Module):
         """
         if self.training:
             raise RuntimeError("forward_last is for inference; train with forward()")
-        length = x.size(1)
-        if length > self.max_len:
-            raise ValueError(f"sequence length {length} exceeds max_len {self.max_len}")
+        length = self._checked_length(x)
         valid = torch.arange(length, device=x.device) < lengths[:, None]  # [B L]
         positions = valid.nonzero()[:, 1]  # [T], row-major like x[valid]
         tokens = self.norm(x[valid] + self.position(positions))  # [T d]
@@ -63,10 +61,14 @@ class SequenceTransformer(nn.Module):
         last_token = lengths.cumsum(0) - 1  # [B] index of each sequence's last token
         return _last_position_layer(last, tokens, valid, last_token)
 
-    def _embed(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def _checked_length(self, x: Tensor) -> int:
         length = x.size(1)
         if length > self.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len {self.max_len}")
+        return length
+
+    def _embed(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        length = self._checked_length(x)
         positions = torch.arange(length, device=x.device)
         h = self.dropout(self.norm(x + self.position(positions)))
         causal = nn.Transformer.generate_square_subsequent_mask(length, device=x.device,
