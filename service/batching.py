@@ -7,11 +7,12 @@ while the batch is not full, runs the handler, and hands each caller its own res
 of the handler (or a list of the wrong length) is raised to every caller of that batch. While one
 batch runs, new requests queue up, so under load batches fill without waiting.
 
-:class:`BatchedAnswerer` puts ``POST /recommend`` and ``GET /items/{id}/similar`` behind it: the
-served state is read once per batch (a batch never mixes model versions), and the whole batch is
-one encoder pass (at most one store round trip) and one FAISS search, run in a worker thread so
-the event loop keeps accepting requests. :class:`DirectAnswerer` is the same interface without
-batching (``BATCHING=false``).
+:class:`BatchedAnswerer` puts ``POST /recommend`` and ``GET /items/{id}/similar`` behind one
+batcher, so a batch may mix sessions and items (product-page traffic comes in ones and twos, too
+few to batch on their own): the served state is read once per batch (a batch never mixes model
+versions), and the whole batch is one encoder pass (at most one store round trip) and one FAISS
+search, run in a worker thread so the event loop keeps accepting requests.
+:class:`DirectAnswerer` is the same interface without batching (``BATCHING=false``).
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ import anyio.to_thread
 
 from service import metrics
 from service.recommender import (
+    ModelAnswer,
+    ModelQuery,
     Query,
     Result,
     SimilarItems,
     SimilarQuery,
-    StoreError,
-    answer_each,
-    similar_each,
+    answer_batch,
 )
 from service.state import ServingState
 from service.store import EmbeddingStore
@@ -137,12 +138,12 @@ class MicroBatcher(Generic[In, Out]):
                 pending.future.set_result(result)
 
 
-Query_ = TypeVar("Query_")
-Answer = TypeVar("Answer")
 #: ``(state, queries)`` → one answer per query, in order; an answer may be an exception, raised
-#: to that query's caller only (e.g. a store failure, while the batch's popularity answers stand).
-AnswerFn = Callable[[ServingState, Sequence[Query_]], Sequence[Answer]]
+#: to that query's caller only (e.g. a store failure, while the batch's other answers stand).
+AnswerFn = Callable[[ServingState, Sequence[ModelQuery]], Sequence[ModelAnswer]]
 
+#: An answer as its caller gets it (a store error is raised instead).
+Answered = Result | SimilarItems | None
 
 QueryIn = TypeVar("QueryIn", contravariant=True)
 AnswerOut = TypeVar("AnswerOut", covariant=True)
@@ -154,30 +155,27 @@ class Answerer(Protocol[QueryIn, AnswerOut]):
     async def __call__(self, query: QueryIn) -> tuple[str, AnswerOut]: ...
 
 
-class DirectAnswerer(Generic[Query_, Answer]):
+class DirectAnswerer:
     """One query per call: reads the served state and answers in a worker thread."""
 
-    def __init__(self, read_state: Callable[[], ServingState],
-                 answer: AnswerFn[Query_, Answer | Exception]) -> None:
+    def __init__(self, read_state: Callable[[], ServingState], answer: AnswerFn) -> None:
         self.read_state = read_state
         self.answer = answer
 
-    async def __call__(self, query: Query_) -> tuple[str, Answer]:
+    async def __call__(self, query: ModelQuery) -> tuple[str, Answered]:
         state = self.read_state()
         answers = await anyio.to_thread.run_sync(self.answer, state, [query])
         return state.version, _raised(answers[0])
 
 
-class BatchedAnswerer(Generic[Query_, Answer]):
-    """Concurrent queries answered together (see the module docstring)."""
+class BatchedAnswerer:
+    """Concurrent queries of both endpoints answered together (see the module docstring)."""
 
-    def __init__(self, read_state: Callable[[], ServingState],
-                 answer: AnswerFn[Query_, Answer | Exception], max_batch_size: int,
-                 max_wait_s: float, endpoint: str) -> None:
+    def __init__(self, read_state: Callable[[], ServingState], answer: AnswerFn,
+                 max_batch_size: int, max_wait_s: float) -> None:
         self.read_state = read_state
         self.answer = answer
-        self.endpoint = endpoint
-        self.batcher: MicroBatcher[Query_, tuple[str, Answer | Exception]] = MicroBatcher(
+        self.batcher: MicroBatcher[ModelQuery, tuple[str, ModelAnswer]] = MicroBatcher(
             self._answer_batch, max_batch_size, max_wait_s)
 
     def start(self) -> None:
@@ -186,48 +184,73 @@ class BatchedAnswerer(Generic[Query_, Answer]):
     async def aclose(self) -> None:
         await self.batcher.aclose()
 
-    async def __call__(self, query: Query_) -> tuple[str, Answer]:
+    async def __call__(self, query: ModelQuery) -> tuple[str, Answered]:
         version, answer = await self.batcher.submit(query)
         return version, _raised(answer)
 
-    async def _answer_batch(self, queries: Sequence[Query_],
-                            ) -> list[tuple[str, Answer | Exception]]:
+    async def _answer_batch(self, queries: Sequence[ModelQuery],
+                            ) -> list[tuple[str, ModelAnswer]]:
         state = self.read_state()  # once: every query of the batch is answered by one version
-        metrics.BATCH_SIZE.labels(self.endpoint).observe(len(queries))
+        sessions = sum(isinstance(query, Query) for query in queries)
+        for endpoint, count in (("recommend", sessions), ("similar", len(queries) - sessions)):
+            if count:
+                metrics.BATCH_SIZE.labels(endpoint).observe(count)
         answers = await anyio.to_thread.run_sync(self.answer, state, queries)
         return [(state.version, answer) for answer in answers]
 
 
-def _raised(answer: Answer | Exception) -> Answer:
+def _raised(answer: ModelAnswer) -> Answered:
     if isinstance(answer, Exception):
         raise answer
     return answer
+
+
+class _SessionAnswerer:
+    """``POST /recommend``'s view of the shared answerer."""
+
+    def __init__(self, answerer: DirectAnswerer | BatchedAnswerer) -> None:
+        self.answerer = answerer
+
+    async def __call__(self, query: Query) -> tuple[str, Result]:
+        version, answer = await self.answerer(query)
+        assert isinstance(answer, Result)
+        return version, answer
+
+
+class _ItemAnswerer:
+    """``GET /items/{id}/similar``'s view of the shared answerer."""
+
+    def __init__(self, answerer: DirectAnswerer | BatchedAnswerer) -> None:
+        self.answerer = answerer
+
+    async def __call__(self, query: SimilarQuery) -> tuple[str, SimilarItems | None]:
+        version, answer = await self.answerer(query)
+        assert not isinstance(answer, Result)
+        return version, answer
 
 
 Recommender = Answerer[Query, Result]
 SimilarFinder = Answerer[SimilarQuery, SimilarItems | None]
 
 
-def recommender(read_state: Callable[[], ServingState], store: EmbeddingStore, batching: bool,
-                max_batch_size: int, max_wait_s: float,
-                ) -> DirectAnswerer[Query, Result] | BatchedAnswerer[Query, Result]:
-    """``POST /recommend``'s answerer: micro-batched, or one query per call."""
-    answer = functools.partial(_answer_each, store)
+def model_answerers(read_state: Callable[[], ServingState], store: EmbeddingStore,
+                    batching: bool, max_batch_size: int, max_wait_s: float,
+                    ) -> tuple[Recommender, SimilarFinder, BatchedAnswerer | None]:
+    """The answerers of ``POST /recommend`` and ``GET /items/{id}/similar``: both submit to one
+    micro-batcher (or, without batching, answer one query per call), so a batch may hold both
+    kinds and is still one encoder call and one search. Also returns the batcher to start and
+    close in the lifespan (``None`` without batching)."""
+    answer = functools.partial(_answer_batch_with, store)
+    shared: DirectAnswerer | BatchedAnswerer
+    batched = None
     if batching:
-        return BatchedAnswerer(read_state, answer, max_batch_size, max_wait_s, "recommend")
-    return DirectAnswerer(read_state, answer)
+        shared = batched = BatchedAnswerer(read_state, answer, max_batch_size, max_wait_s)
+    else:
+        shared = DirectAnswerer(read_state, answer)
+    return _SessionAnswerer(shared), _ItemAnswerer(shared), batched
 
 
-def similar_finder(read_state: Callable[[], ServingState], batching: bool, max_batch_size: int,
-                   max_wait_s: float,
-                   ) -> (DirectAnswerer[SimilarQuery, SimilarItems | None]
-                         | BatchedAnswerer[SimilarQuery, SimilarItems | None]):
-    """``GET /items/{id}/similar``'s answerer: micro-batched, or one query per call."""
-    if batching:
-        return BatchedAnswerer(read_state, similar_each, max_batch_size, max_wait_s, "similar")
-    return DirectAnswerer(read_state, similar_each)
-
-
-def _answer_each(store: EmbeddingStore, state: ServingState, queries: Sequence[Query],
-                 ) -> list[Result | StoreError]:
-    return answer_each(state, store, queries)
+def _answer_batch_with(store: EmbeddingStore, state: ServingState,
+                      queries: Sequence[ModelQuery]) -> list[ModelAnswer]:
+    """:func:`service.recommender.answer_batch` with the store first (for ``partial``)."""
+    return answer_batch(state, store, queries)

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     batch_max_size: int = Field(default=32, ge=1, description="most requests in one batch")
     batch_max_wait_s: float = Field(
         default=0.001, ge=0, description="how long a batch waits for more requests")
+    similar_cache_size: int = Field(
+        default=10_000, ge=0, description="GET /items/{id}/similar answers remembered per "
+                                          "served version (LRU); 0: no cache")
     bench_endpoint: bool = Field(
         default=False, description="serve POST /bench/trivial (load-test ceiling, no model)")
 

@@ -24,11 +24,12 @@ from service.api.deps import served_state
 from service.api.errors import install_error_handlers
 from service.api.limits import ClientLimitMiddleware
 from service.api.routes import admin, bench, demo, health, items, recommend, sessions
-from service.batching import BatchedAnswerer, recommender, similar_finder
+from service.batching import model_answerers
 from service.config import Settings, get_settings
 from service.metrics import MetricsMiddleware
 from service.runtime import Runtime
 from service.sessions import create_sessions
+from service.similar_cache import CachedSimilarFinder
 from service.store import create_store
 from training.device import pick_device
 
@@ -61,15 +62,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = create_sessions(store, settings.session_max_events,
                                              settings.session_ttl_s)
         read_state = functools.partial(served_state, runtime)
-        answerers = (
-            recommender(read_state, store, settings.batching, settings.batch_max_size,
-                        settings.batch_max_wait_s),
-            similar_finder(read_state, settings.batching, settings.batch_max_size,
-                           settings.batch_max_wait_s))
-        app.state.recommender, app.state.similar_finder = answerers
-        batched = [answerer for answerer in answerers if isinstance(answerer, BatchedAnswerer)]
-        for answerer in batched:
-            answerer.start()
+        recommender, similar_finder, batcher = model_answerers(
+            read_state, store, settings.batching, settings.batch_max_size,
+            settings.batch_max_wait_s)
+        app.state.recommender = recommender
+        app.state.similar_finder = (
+            CachedSimilarFinder(read_state, similar_finder, settings.similar_cache_size)
+            if settings.similar_cache_size else similar_finder)
+        if batcher is not None:
+            batcher.start()
         watcher = asyncio.create_task(runtime.watch())
         try:
             yield
@@ -77,8 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-            for answerer in batched:
-                await answerer.aclose()
+            if batcher is not None:
+                await batcher.aclose()
             store.close()
 
     app = FastAPI(title="MVCrec recommendations", version="1.0", description=DESCRIPTION,

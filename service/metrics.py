@@ -24,6 +24,8 @@ REPUBLISHES = Counter("mvcrec_republishes_total",
                       "Times this replica re-published its served version after Redis lost it")
 BATCH_SIZE = Histogram("mvcrec_batch_size", "Requests per micro-batch, by endpoint", ["endpoint"],
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+SIMILAR_CACHE = Counter("mvcrec_similar_cache_total",
+                        "GET /items/{id}/similar answers, by cache outcome", ["outcome"])
 RATE_LIMITED = Counter("mvcrec_rate_limited_total", "Requests answered 429, by limit", ["limit"])
 MODEL_VERSION = Gauge("mvcrec_model_version_info", "The served model version (value 1)",
                       ["name", "version"])

@@ -1,14 +1,15 @@
 """Recommendation logic, independent of HTTP: external ids in, ranked external ids out.
 
-Per batch of sessions: map external ids, fetch the graph-view rows of every item the encoder will
-read in one store round trip, encode all sessions in one call, search the index once with room for
-the items to exclude, then drop excluded items and keep ``k``. Sessions with no known item get the
-popularity ranking instead.
+Per micro-batch of sessions and items (``GET /items/{id}/similar``): map external ids, fetch the
+graph-view rows of every item the encoder will read in one store round trip, encode all sessions in
+one call, search the index once for the sessions' queries and the items' own fused rows together,
+with room for the items to exclude, then drop excluded items and keep ``k``. Sessions with no known
+item get the popularity ranking instead.
 
 The rows of a version never change, so when the state holds an in-process copy of them (a table
 of at most ``LOCAL_COPY_MAX_BYTES``) they are read there, and a Redis outage does not touch the
 model path; a larger table is read from the store, whose errors propagate (a 503 upstream) to the
-sessions that needed the store only when asked (:func:`answer_each`, used by micro-batching).
+sessions that needed the store only when asked (:func:`answer_batch`, used by micro-batching).
 """
 
 from __future__ import annotations
@@ -52,66 +53,68 @@ class Result:
     ignored: list[ItemId] = field(default_factory=list)
 
 
+#: A query of a micro-batch: a session (``POST /recommend``) or an item (``GET /similar``).
+ModelQuery = Query | SimilarQuery
+#: Its answer: a :class:`Result`, the similar items (``None``: unknown item), or the store error
+#: that kept a session from the model.
+ModelAnswer = Result | SimilarItems | None | StoreError
+
+
 def recommend(state: ServingState, store: EmbeddingStore, queries: Sequence[Query],
               ) -> list[Result]:
-    """Answer every query against one state (one model version); a store failure raises."""
-    answers = answer_each(state, store, queries)
-    for answer in answers:
+    """Answer every session against one state (one model version); a store failure raises."""
+    results = []
+    for answer in answer_batch(state, store, queries):
         if isinstance(answer, Exception):
             raise answer
-    return [answer for answer in answers if not isinstance(answer, Exception)]
+        assert isinstance(answer, Result)
+        results.append(answer)
+    return results
 
 
-def answer_each(state: ServingState, store: EmbeddingStore, queries: Sequence[Query],
-                ) -> list[Result | StoreError]:
-    """:func:`recommend`, except that a store failure is returned in place of each answer that
-    needed the store, so the popularity answers of the same batch still come back."""
-    known: list[list[int]] = []
-    ignored: list[list[ItemId]] = []
-    for query in queries:
-        indices, unknown = map_items(state, query.session)
-        known.append(indices)
-        ignored.append(unknown)
-    excluded = [_excluded(state, query, indices) for query, indices in zip(queries, known,
-                                                                         strict=True)]
-    answers: list[Result | StoreError | None] = [None] * len(queries)
-    model_rows = [row for row, indices in enumerate(known) if indices]
+def answer_batch(state: ServingState, store: EmbeddingStore, queries: Sequence[ModelQuery],
+                 ) -> list[ModelAnswer]:
+    """One answer per query, in order, from one encoder call and one search: sessions are
+    encoded, items read their own fused rows, and all rows are searched together.
+
+    A store failure is returned in place of each answer that needed the store, so the other
+    answers of the batch (popularity, similar items) still come back."""
+    answers: list[ModelAnswer] = [None] * len(queries)
+    sessions = {row: query for row, query in enumerate(queries) if isinstance(query, Query)}
+    mapped = {row: map_items(state, query.session) for row, query in sessions.items()}
+    excluded = {row: _excluded(state, query, mapped[row][0]) for row, query in sessions.items()}
+    searched: list[int] = []  # rows of the queries in the search, in the order of `vectors`
+    vectors: list[np.ndarray] = []  # [D] each
+    model_rows = [row for row in sessions if mapped[row][0]]
     if model_rows:
-        tails = [np.asarray(known[row][-state.max_len:], dtype=np.int64) for row in model_rows]
+        tails = [np.asarray(mapped[row][0][-state.max_len:], dtype=np.int64) for row in model_rows]
         try:
             graph = fetch_graph_rows(state, store, tails)
         except (StoreUnavailable, VersionStateError) as error:
             for row in model_rows:
                 answers[row] = error
         else:
-            vectors = state.encoder([EncoderInput(tail, rows)
-                                     for tail, rows in zip(tails, graph, strict=True)])
-            width = max(queries[row].k + len(excluded[row]) for row in model_rows)
-            scores, labels = state.search(np.stack(vectors), width)  # [B width] each
-            for position, row in enumerate(model_rows):
-                items = _top_k(state, scores[position], labels[position], excluded[row],
-                               queries[row].k)
-                answers[row] = Result(items, "model", ignored[row])
+            vectors += state.encoder([EncoderInput(tail, rows)
+                                      for tail, rows in zip(tails, graph, strict=True)])
+            searched += model_rows
     for row, query in enumerate(queries):
+        if isinstance(query, SimilarQuery):
+            index = state.item_index.get(query.item)
+            if index is not None:  # else None: an unknown item
+                excluded[row] = {index}  # the item itself
+                vectors.append(state.fused[index])
+                searched.append(row)
+    if searched:
+        width = max(queries[row].k + len(excluded[row]) for row in searched)
+        scores, labels = state.search(np.stack(vectors), width)  # [B width] each
+        for position, row in enumerate(searched):
+            items = _top_k(state, scores[position], labels[position], excluded[row],
+                           queries[row].k)
+            answers[row] = Result(items, "model", mapped[row][1]) if row in sessions else items
+    for row, query in sessions.items():
         if answers[row] is None:
-            answers[row] = Result(popular(state, query.k, excluded[row]), "popular", ignored[row])
-    return [answer for answer in answers if answer is not None]
-
-
-def similar_each(state: ServingState, queries: Sequence[SimilarQuery],
-                 ) -> list[SimilarItems | None]:
-    """For each query, the ``k`` items whose fused embeddings score highest against its item's
-    own (the item left out), all from one search; ``None`` for an item this version lacks."""
-    indices = [state.item_index.get(query.item) for query in queries]
-    known = [row for row, index in enumerate(indices) if index is not None]
-    answers: list[SimilarItems | None] = [None] * len(queries)
-    if known:
-        items = np.asarray([indices[row] for row in known], dtype=np.int64)  # [B]
-        width = max(queries[row].k for row in known) + 1
-        scores, labels = state.search(state.fused[items], width)  # [B width] each
-        for position, row in enumerate(known):
-            answers[row] = _top_k(state, scores[position], labels[position],
-                                  {int(items[position])}, queries[row].k)
+            answers[row] = Result(popular(state, query.k, excluded[row]), "popular",
+                                  mapped[row][1])
     return answers
 
 

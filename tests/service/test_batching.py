@@ -15,11 +15,11 @@ import redis
 import torch
 from prometheus_client import REGISTRY
 
-from service.batching import MicroBatcher, recommender
+from service.batching import BatchedAnswerer, MicroBatcher, model_answerers
 from service.encoding import EncoderInput, QueryEncoder
 from service.main import create_app
 from service.publish import publish_version
-from service.recommender import Query
+from service.recommender import Query, Result, SimilarQuery, answer_batch
 from service.state import build_state
 
 from .conftest import NAME
@@ -127,13 +127,14 @@ def test_the_state_is_read_once_per_batch(versions, store):
     session = versions[0].item_ids[1:4]
 
     async def main():
-        answerer = recommender(read_state, store, batching=True, max_batch_size=5,
-                               max_wait_s=0.02)
-        answerer.start()
+        answerer, _, batcher = model_answerers(read_state, store, batching=True,
+                                               max_batch_size=5, max_wait_s=0.02)
+        assert batcher is not None
+        batcher.start()
         try:
             return await asyncio.gather(*(answerer(Query(session, 5)) for _ in range(20)))
         finally:
-            await answerer.aclose()
+            await batcher.aclose()
 
     before = batch_sizes()[0]
     answers = asyncio.run(main())
@@ -333,3 +334,57 @@ def test_concurrent_similar_requests_are_batched_and_answered_as_alone(
     assert requests == len(paths)
     assert small == batches  # no batch above BATCH_MAX_SIZE
     assert batches < len(paths)  # and requests were batched
+
+
+# --- sessions and items in one batch ------------------------------------------------------------
+
+
+def test_a_batch_mixing_sessions_and_items_answers_each_as_alone(versions, store):
+    """One encoder call and one search for both kinds give each query its own answer: a session,
+    the popularity fallback, a known item, an unknown item."""
+    state = build_state(versions[0], NAME, torch.device("cpu"), "off",
+                        local_copy_max_bytes=2**30)
+    ids = versions[0].item_ids
+    queries = [Query(ids[1:6], 5), SimilarQuery(ids[7], 3), Query([], 4),
+               SimilarQuery("no-such-item", 2), Query(ids[2:3], 10, exclude=[ids[9]]),
+               SimilarQuery(ids[2], 8)]
+    together = answer_batch(state, store, queries)
+    alone = [answer_batch(state, store, [query])[0] for query in queries]
+    assert together[3] is None and alone[3] is None
+    for mixed, single in zip(together, alone, strict=True):
+        if isinstance(single, Result):
+            assert isinstance(mixed, Result) and mixed.strategy == single.strategy
+            mixed, single = mixed.items, single.items
+        if single is not None:
+            assert [i for i, _ in mixed] == [i for i, _ in single]
+            assert [s for _, s in mixed] == pytest.approx([s for _, s in single], abs=1e-4)
+    assert together[2].strategy == "popular"
+    assert ids[7] not in [item for item, _ in together[1]]
+
+
+def test_concurrent_sessions_and_items_share_batches(versions, store):
+    """``POST /recommend`` and ``GET /similar`` submit to one batcher: concurrent calls of both
+    kinds land in the same batches."""
+    state = build_state(versions[0], NAME, torch.device("cpu"), "off",
+                        local_copy_max_bytes=2**30)
+    kinds_per_batch = []
+
+    def recording(state, queries):
+        kinds_per_batch.append({type(query) for query in queries})
+        return answer_batch(state, store, queries)
+
+    async def main():
+        batcher = BatchedAnswerer(lambda: state, recording, max_batch_size=8, max_wait_s=0.02)
+        batcher.start()
+        try:
+            ids = versions[0].item_ids
+            calls = [batcher(Query(ids[i:i + 3], 4) if i % 2 else SimilarQuery(ids[i], 4))
+                     for i in range(1, 17)]
+            return await asyncio.gather(*calls)
+        finally:
+            await batcher.aclose()
+
+    answers = asyncio.run(main())
+    assert all(version == versions[0].version for version, _ in answers)
+    assert {Query, SimilarQuery} in kinds_per_batch
+    assert len(kinds_per_batch) < len(answers)
