@@ -3,8 +3,8 @@
 An item's similar items are a function of the model version, the item and ``k`` alone (no user
 state), and product-page traffic asks for the same popular items over and over; so answers are
 kept in a bounded LRU and a repeat costs a dictionary lookup instead of a FAISS search. The cache
-holds one version: the first answer of a new version empties it, so nothing of an old version is
-ever served after a newer one.
+holds one version: every call reads the served version first and empties the cache when it
+changed, so nothing of an old version is served once a newer one is.
 """
 
 from __future__ import annotations
