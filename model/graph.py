@@ -86,14 +86,17 @@ class ItemGraphPropagation(nn.Module):
     def forward(self, x: Tensor, adj: Tensor) -> Tensor:
         # NOTE: always float32: sparse products have no reduced-precision kernels everywhere,
         # and the propagation is a small part of a step.
+        # A running sum of the layers, not a stack: the table is large and its copies dominate
+        # everything but the sparse products.
         with torch.autocast(device_type=x.device.type, enabled=False):
-            layers = [x.float()]
+            h = x.float()
+            total = h
             for conv in self.convs:
-                layers.append(conv(layers[-1], adj))
+                h = conv(h, adj)
+                total = total + h
         if self.combine == "last":
-            return layers[-1]
-        out = torch.stack(layers).sum(0)
-        return out / len(layers) if self.combine == "mean" else out
+            return h
+        return total / (self.num_layers + 1) if self.combine == "mean" else total
 
 
 class EdgeDropout(nn.Module):
