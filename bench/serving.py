@@ -482,7 +482,7 @@ def served_index_recall(args: argparse.Namespace, version: str) -> dict[str, Any
             tail = np.asarray(known, dtype=np.int64)
             graph = None if state.local_graph is None else state.local_graph[tail]
             sessions.append(EncoderInput(tail, graph))
-    queries = np.stack(state.encoder(sessions))  # [S D]
+    queries = state.encoder(sessions)  # [S D]
     approximate, _, _ = build_index(artifact.fused_item_emb[1:], torch.device("cpu"), "off", spec)
     found = approximate.search(queries, 10)[1]
     truth = state.index.search(queries, 10)[1]

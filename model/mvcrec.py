@@ -6,7 +6,8 @@ Recommendation", arXiv 2604.14114.
 NOTE: departures from the authors' code, all deliberate (see DESIGN.md §7): the transformers are
 causal and every prefix of a sequence is trained in one pass; graph propagation is sparse
 (torch-geometric) and runs once per step; the fusion gate is a real sigmoid gate; contrastive
-terms use cosine similarity with a temperature; augmentations work on copies.
+terms use cosine similarity with a temperature; augmentations work on copies, and only their
+last position (the one contrasted) is computed.
 """
 
 from __future__ import annotations
@@ -141,20 +142,21 @@ class MVCRec(nn.Module):
 
     def _augmented_views(self, g: Tensor | None, augmented: Tensor, lengths: Tensor,
                          adj: Tensor | None) -> ViewPair:
-        """Last-position vectors of the two stacked augmentations ``[2B, L']``."""
+        """Last-position vectors of the two stacked augmentations ``[2B, L']``, computed over
+        their packed items (the copies are short and only their last position is contrasted)."""
         half = augmented.size(0) // 2
+        valid = torch.arange(augmented.size(1), device=augmented.device) < lengths[:, None]
+        item_ids = augmented[valid]  # [T'] copy a's items, then copy b's
+        graph_rows: Tensor | None
         if g is not None and adj is not None and self.cl_edge_dropout.p > 0:
             base = self._graph_base()
-            graph_rows: Tensor | None = torch.cat([  # each copy over its own dropped graph
-                self._rows_of(self.propagation(base, self.cl_edge_dropout(adj)), copy)
-                for copy in (augmented[:half], augmented[half:])])
+            graph_rows = torch.cat([  # each copy over its own dropped graph
+                self._rows_of(self.propagation(base, self.cl_edge_dropout(adj)), copy[ok])
+                for copy, ok in ((augmented[:half], valid[:half]),
+                                 (augmented[half:], valid[half:]))])
         else:
-            graph_rows = self.graph_rows(g, augmented)
-        h_id, h_graph = self.encoder.encode_views(augmented, graph_rows)
-        rows = torch.arange(augmented.size(0), device=augmented.device)
-        last = lengths - 1
-        z_id = h_id[rows, last]  # [2B d]
-        z_graph = None if h_graph is None else h_graph[rows, last]
+            graph_rows = self.graph_rows(g, item_ids)
+        z_id, z_graph = self.encoder.last_views(item_ids, graph_rows, lengths)  # [2B d] each
         return (z_id[:half], None if z_graph is None else z_graph[:half],
                 z_id[half:], None if z_graph is None else z_graph[half:])
 

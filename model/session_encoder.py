@@ -84,20 +84,29 @@ class SessionEncoder(nn.Module):
     def forward(self, item_ids: Tensor, graph_rows: Tensor | None, lengths: Tensor) -> Tensor:
         lengths = lengths.clamp(min=1)
         if not self.training:
-            return self.fuse(*self._last_views(item_ids, graph_rows, lengths))
+            valid = torch.arange(item_ids.size(1), device=item_ids.device) < lengths[:, None]
+            return self.forward_packed(item_ids[valid],
+                                       None if graph_rows is None else graph_rows[valid], lengths)
         h_id_all, h_graph_all = self.encode_views(item_ids, graph_rows)
         last = lengths - 1
         rows = torch.arange(item_ids.size(0), device=item_ids.device)
         return self.fuse(h_id_all[rows, last],
                          None if h_graph_all is None else h_graph_all[rows, last])
 
+    def forward_packed(self, item_ids: Tensor, graph_rows: Tensor | None, lengths: Tensor,
+                       ) -> Tensor:
+        """Queries ``[B, D]`` of sessions packed back to back (no padding anywhere): see
+        :meth:`last_views`."""
+        return self.fuse(*self.last_views(item_ids, graph_rows, lengths))
 
-    def _last_views(self, item_ids: Tensor, graph_rows: Tensor | None, lengths: Tensor,
-                    ) -> tuple[Tensor, Tensor | None]:
-        """Both views' session vectors at the last position only ``[B, d]`` each (inference:
-        see :meth:`SequenceTransformer.forward_last`); a shared transformer reads both views in
-        one call."""
-        x_id = self.item_embedding(item_ids)  # [B L d]
+    def last_views(self, item_ids: Tensor, graph_rows: Tensor | None, lengths: Tensor,
+                   ) -> tuple[Tensor, Tensor | None]:
+        """Both views' vectors at each session's last position, ``h_id [B, d]`` and
+        ``h_graph [B, d]`` (``None`` without the graph view), from sessions packed back to back:
+        ``item_ids [T]``, ``graph_rows [T, d]``, ``lengths [B]`` (each >= 1). Only the last
+        positions are computed (see :meth:`SequenceTransformer.forward_last`); a shared
+        transformer reads both views in one call."""
+        x_id = self.item_embedding(item_ids)  # [T d]
         if not self.use_graph_view:
             return self.id_transformer.forward_last(x_id, lengths), None
         if graph_rows is None:

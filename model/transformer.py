@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -39,27 +41,27 @@ class SequenceTransformer(nn.Module):
         h, causal = self._embed(x)
         return self.layers(h, mask=causal, is_causal=True)
 
-    def forward_last(self, x: Tensor, lengths: Tensor) -> Tensor:
-        """The output at each sequence's last position ``lengths - 1`` only: ``[B, d]``, equal to
-        ``forward(x)[b, lengths[b] - 1]``. Inference (eval mode) only.
+    def forward_last(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """The output at each sequence's last position only, from its items packed back to back:
+        ``tokens [T, d]`` (sequence ``b`` holds ``lengths[b]`` rows, oldest first), ``lengths [B]``
+        → ``[B, d]``, equal to ``forward(padded)[b, lengths[b] - 1]`` (in training, with its
+        own dropout draws). Serving's queries and training's contrastive views use it.
 
         Two savings over ``forward``: every dense product (projections, feed-forward, norms)
-        runs on the real tokens packed together ``[T, d]``, never on padding (live sessions are
-        mostly short, so a padded batch is mostly padding); only attention scatters them back
-        to ``[B, L]``. And the last layer computes keys and values of every token but the
-        query, attention and feed-forward of the last position only (most of a layer's work).
+        runs on the real tokens, never on padding (live sessions are mostly short, so a padded
+        batch is mostly padding); only attention scatters them to ``[B, L]``. And the last layer
+        computes keys and values of every token but the query, attention and feed-forward of the
+        last position only (most of a layer's work).
         """
-        if self.training:
-            raise RuntimeError("forward_last is for inference; train with forward()")
-        length = self._checked_length(x)
-        valid = torch.arange(length, device=x.device) < lengths[:, None]  # [B L]
-        positions = valid.nonzero()[:, 1]  # [T], row-major like x[valid]
-        tokens = self.norm(x[valid] + self.position(positions))  # [T d]
+        layout = _PackedLayout.of(lengths, self.max_len)
+        if tokens.size(0) != layout.positions.numel():
+            raise ValueError(f"{tokens.size(0)} packed tokens for sequences of "
+                             f"{layout.positions.numel()} items in all")
+        tokens = self.dropout(self.norm(tokens + self.position(layout.positions)))  # [T d]
         *first, last = self.layers.layers
         for layer in first:
-            tokens = _packed_layer(layer, tokens, valid)
-        last_token = lengths.cumsum(0) - 1  # [B] index of each sequence's last token
-        return _last_position_layer(last, tokens, valid, last_token)
+            tokens = _packed_layer(layer, tokens, layout)
+        return _last_position_layer(last, tokens, layout)
 
     def _checked_length(self, x: Tensor) -> int:
         length = x.size(1)
@@ -76,44 +78,91 @@ class SequenceTransformer(nn.Module):
         return h, causal
 
 
-def _attention_inputs(projected: Tensor, valid: Tensor, heads: int, parts: int,
+@dataclass(frozen=True)
+class _PackedLayout:
+    """Where the packed tokens ``[T, d]`` of ``B`` sequences sit in a right-padded ``[B, L]``
+    batch (``L`` the longest sequence)."""
+
+    positions: Tensor  # [T] position of each token in its sequence
+    slots: Tensor  # [T] flat index row * L + position into [B * L]
+    last_token: Tensor  # [B] index of each sequence's last token in [T]
+    key_padding: Tensor  # [B, 1, 1, L] True at the sequences' tokens
+    batch: int
+    length: int
+
+    @staticmethod
+    def of(lengths: Tensor, max_len: int) -> _PackedLayout:
+        length = int(lengths.max())
+        if length > max_len:
+            raise ValueError(f"sequence length {length} exceeds max_len {max_len}")
+        if int(lengths.min()) < 1:
+            raise ValueError("every packed sequence needs at least one item")
+        device = lengths.device
+        ends = lengths.cumsum(0)  # [B]
+        starts = torch.repeat_interleave(ends - lengths, lengths)  # [T]
+        positions = torch.arange(int(ends[-1]), device=device) - starts
+        rows = torch.repeat_interleave(torch.arange(lengths.numel(), device=device), lengths)
+        columns = torch.arange(length, device=device)
+        valid = columns[None] < lengths[:, None]  # [B L]
+        return _PackedLayout(positions=positions, slots=rows * length + positions,
+                             last_token=ends - 1, key_padding=valid[:, None, None, :],
+                             batch=lengths.numel(), length=length)
+
+    def pad(self, packed: Tensor) -> Tensor:
+        """``[T, C]`` → ``[B, L, C]``, zeros at padding."""
+        padded = packed.new_zeros(self.batch * self.length, packed.size(1))
+        padded.index_copy_(0, self.slots, packed)
+        return padded.view(self.batch, self.length, -1)
+
+    def pack(self, padded: Tensor) -> Tensor:
+        """``[B, L, C]`` → ``[T, C]``."""
+        return padded.reshape(self.batch * self.length, -1).index_select(0, self.slots)
+
+
+def _attention_inputs(projected: Tensor, layout: _PackedLayout, heads: int, parts: int,
                       ) -> list[Tensor]:
     """Packed projections ``[T, parts * d]`` (query, key, value side by side) → one padded
-    per-head tensor ``[B, heads, L, d / heads]`` per part (0 at padding, which the causal
-    attention of a valid position never reads)."""
-    batch, length = valid.shape
-    padded = projected.new_zeros(batch, length, projected.size(1))
-    padded[valid] = projected
-    per_head = padded.view(batch, length, parts, heads, -1).permute(2, 0, 3, 1, 4)
+    per-head tensor ``[B, heads, L, d / heads]`` per part (0 at padding)."""
+    padded = layout.pad(projected)
+    per_head = padded.view(layout.batch, layout.length, parts, heads, -1).permute(2, 0, 3, 1, 4)
     return list(per_head.unbind(0))
 
 
-def _packed_layer(layer: nn.TransformerEncoderLayer, tokens: Tensor, valid: Tensor) -> Tensor:
-    """A post-norm causal encoder layer over packed tokens ``[T, d]`` of the sequences whose
-    positions ``valid [B, L]`` marks; returns ``[T, d]``."""
+def _packed_layer(layer: nn.TransformerEncoderLayer, tokens: Tensor, layout: _PackedLayout,
+                  ) -> Tensor:
+    """A post-norm causal encoder layer over packed tokens ``[T, d]``; returns ``[T, d]``."""
     attention = layer.self_attn
     qkv = F.linear(tokens, attention.in_proj_weight, attention.in_proj_bias)  # [T 3d]
-    query, key, value = _attention_inputs(qkv, valid, attention.num_heads, 3)
-    mixed = F.scaled_dot_product_attention(query, key, value, is_causal=True)  # [B h L d/h]
-    mixed = mixed.transpose(1, 2).flatten(2)[valid]  # [T d]
-    x = layer.norm1(tokens + attention.out_proj(mixed))
-    return layer.norm2(x + layer.linear2(layer.activation(layer.linear1(x))))
+    query, key, value = _attention_inputs(qkv, layout, attention.num_heads, 3)
+    mixed = F.scaled_dot_product_attention(query, key, value, is_causal=True,
+                                           dropout_p=_attention_dropout(layer))  # [B h L d/h]
+    mixed = layout.pack(mixed.transpose(1, 2))  # [T d]
+    x = layer.norm1(tokens + layer.dropout1(attention.out_proj(mixed)))
+    return layer.norm2(x + _feed_forward(layer, x))
 
 
-def _last_position_layer(layer: nn.TransformerEncoderLayer, tokens: Tensor, valid: Tensor,
-                         last_token: Tensor) -> Tensor:
-    """A post-norm causal encoder layer evaluated at one token per sequence, ``last_token [B]``
-    of the packed ``tokens [T, d]`` (it attends to its sequence's tokens up to itself: with
-    right padding, every valid one); returns ``[B, d]``."""
-    batch, dim = valid.size(0), tokens.size(1)
+def _last_position_layer(layer: nn.TransformerEncoderLayer, tokens: Tensor,
+                         layout: _PackedLayout) -> Tensor:
+    """A post-norm causal encoder layer evaluated at each sequence's last token (it attends to
+    every token of its sequence); returns ``[B, d]``."""
+    dim = tokens.size(1)
     attention = layer.self_attn
     heads = attention.num_heads
     weight, bias = attention.in_proj_weight, attention.in_proj_bias
-    x = tokens[last_token]  # [B d]
-    query = F.linear(x, weight[:dim], bias[:dim]).view(batch, heads, 1, dim // heads)
+    x = tokens.index_select(0, layout.last_token)  # [B d]
+    query = F.linear(x, weight[:dim], bias[:dim]).view(layout.batch, heads, 1, dim // heads)
     key_value = F.linear(tokens, weight[dim:], bias[dim:])  # [T 2d]
-    key, value = _attention_inputs(key_value, valid, heads, 2)  # [B h L d/h] each
-    mixed = F.scaled_dot_product_attention(query, key, value,
-                                           attn_mask=valid[:, None, None, :])  # [B h 1 d/h]
-    x = layer.norm1(x + attention.out_proj(mixed.reshape(batch, dim)))
-    return layer.norm2(x + layer.linear2(layer.activation(layer.linear1(x))))
+    key, value = _attention_inputs(key_value, layout, heads, 2)  # [B h L d/h] each
+    mixed = F.scaled_dot_product_attention(query, key, value, attn_mask=layout.key_padding,
+                                           dropout_p=_attention_dropout(layer))  # [B h 1 d/h]
+    x = layer.norm1(x + layer.dropout1(attention.out_proj(mixed.reshape(layout.batch, dim))))
+    return layer.norm2(x + _feed_forward(layer, x))
+
+
+def _feed_forward(layer: nn.TransformerEncoderLayer, x: Tensor) -> Tensor:
+    """The layer's feed-forward block with its dropouts, as ``nn.TransformerEncoderLayer``."""
+    return layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(x)))))
+
+
+def _attention_dropout(layer: nn.TransformerEncoderLayer) -> float:
+    return layer.self_attn.dropout if layer.training else 0.0

@@ -83,8 +83,8 @@ def answer_batch(state: ServingState, store: EmbeddingStore, queries: Sequence[M
     sessions = {row: query for row, query in enumerate(queries) if isinstance(query, Query)}
     mapped = {row: map_items(state, query.session) for row, query in sessions.items()}
     excluded = {row: _excluded(state, query, mapped[row][0]) for row, query in sessions.items()}
-    searched: list[int] = []  # rows of the queries in the search, in the order of `vectors`
-    vectors: list[np.ndarray] = []  # [D] each
+    searched: list[int] = []  # rows of the queries in the search, in the order of `blocks`
+    blocks: list[np.ndarray] = []  # query vectors [*, D]
     model_rows = [row for row in sessions if mapped[row][0]]
     if model_rows:
         tails = [np.asarray(mapped[row][0][-state.max_len:], dtype=np.int64) for row in model_rows]
@@ -94,19 +94,20 @@ def answer_batch(state: ServingState, store: EmbeddingStore, queries: Sequence[M
             for row in model_rows:
                 answers[row] = error
         else:
-            vectors += state.encoder([EncoderInput(tail, rows)
-                                      for tail, rows in zip(tails, graph, strict=True)])
+            blocks.append(state.encoder([EncoderInput(tail, rows)
+                                         for tail, rows in zip(tails, graph, strict=True)]))
             searched += model_rows
-    for row, query in enumerate(queries):
-        if isinstance(query, SimilarQuery):
-            index = state.item_index.get(query.item)
-            if index is not None:  # else None: an unknown item
-                excluded[row] = {index}  # the item itself
-                vectors.append(state.fused[index])
-                searched.append(row)
+    similar = [(row, state.item_index.get(query.item)) for row, query in enumerate(queries)
+               if isinstance(query, SimilarQuery)]
+    known = [(row, index) for row, index in similar if index is not None]  # else None: unknown
+    if known:
+        for row, index in known:
+            excluded[row] = {index}  # the item itself
+        blocks.append(state.fused[[index for _, index in known]])
+        searched += [row for row, _ in known]
     if searched:
         width = max(queries[row].k + len(excluded[row]) for row in searched)
-        scores, labels = state.search(np.stack(vectors), width)  # [B width] each
+        scores, labels = state.search(np.concatenate(blocks), width)  # [B width] each
         for position, row in enumerate(searched):
             items = _top_k(state, scores[position], labels[position], excluded[row],
                            queries[row].k)

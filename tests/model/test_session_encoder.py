@@ -55,8 +55,6 @@ def test_inference_at_the_last_position_equals_the_full_pass(graph, shared):
         last = torch.arange(5), lengths - 1
         expected = enc.fuse(h_id[last], None if h_graph is None else h_graph[last])
         torch.testing.assert_close(enc(ids, rows, lengths), expected, atol=1e-5, rtol=1e-5)
-    with pytest.raises(RuntimeError, match="inference"):
-        enc.train().id_transformer.forward_last(torch.randn(1, 2, 8), torch.tensor([2]))
 
 
 def test_too_long_sequence_is_rejected():
@@ -114,3 +112,56 @@ def test_chunked_cross_entropy_equals_the_library_one(rows):
     torch.testing.assert_close(chunked, reference)
     for got, want in zip(grads, expected, strict=True):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_packed_inference_checks_its_layout():
+    enc = encoder()
+    with pytest.raises(ValueError, match="packed tokens"):
+        enc.forward_packed(torch.tensor([1, 2, 3]), torch.zeros(3, 8), torch.tensor([2, 2]))
+    with pytest.raises(ValueError, match="at least one item"):
+        enc.forward_packed(torch.tensor([1, 2]), torch.zeros(2, 8), torch.tensor([2, 0]))
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_last_views_in_training_match_the_full_pass_and_its_gradients(shared):
+    """Training's contrastive views use the packed last-position path: without dropout it gives
+    the full pass's last positions, and the same gradients."""
+    enc = encoder(share_transformer=shared).train()  # dropout 0
+    for parameter in enc.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    params = [p for p in enc.parameters() if p.requires_grad]
+    lengths = torch.tensor([1, 6, 3, 2, 5])
+    valid = torch.arange(6)[None] < lengths[:, None]
+    ids = torch.randint(1, 21, (5, 6)).masked_fill(~valid, 0)
+    rows = torch.randn(5, 6, 8).masked_fill(~valid[..., None], 0)
+    weights = torch.randn(2, 5, 8)
+
+    h_id, h_graph = enc.encode_views(ids, rows)
+    last = torch.arange(5), lengths - 1
+    expected = (h_id[last], h_graph[last])
+    expected_grads = torch.autograd.grad((expected[0] * weights[0]).sum()
+                                         + (expected[1] * weights[1]).sum(), params,
+                                         allow_unused=True)
+    got = enc.last_views(ids[valid], rows[valid], lengths)
+    assert got[1] is not None
+    grads = torch.autograd.grad((got[0] * weights[0]).sum() + (got[1] * weights[1]).sum(),
+                                params, allow_unused=True)
+    for value, reference in zip(got, expected, strict=True):
+        torch.testing.assert_close(value, reference, atol=1e-5, rtol=1e-5)
+    for grad, reference in zip(grads, expected_grads, strict=True):
+        if reference is None:
+            assert grad is None or not grad.any()
+        else:
+            torch.testing.assert_close(grad, reference, atol=1e-4, rtol=1e-4)
+
+
+def test_last_views_apply_dropout_in_training_only():
+    torch.manual_seed(0)
+    enc = SessionEncoder(num_items=20, dim=8, max_len=6, ffn_dim=16, dropout=0.5)
+    ids, rows, lengths = torch.tensor([1, 2, 3, 4]), torch.randn(4, 8), torch.tensor([3, 1])
+    first, second = enc.train().last_views(ids, rows, lengths)[0], enc.last_views(ids, rows,
+                                                                                   lengths)[0]
+    assert not torch.allclose(first, second)
+    enc.eval()
+    torch.testing.assert_close(enc.last_views(ids, rows, lengths)[0],
+                               enc.last_views(ids, rows, lengths)[0])
