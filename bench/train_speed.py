@@ -79,6 +79,21 @@ def run(dataset_path: Path, core: int, repeats: int, device: str,
             "machine": machine_info(), "models": summary, "ratio_mvcrec_over_sasrec": ratio}
 
 
+def _repeat_table(result: dict[str, Any]) -> list[str]:
+    """Every repeat's seconds per epoch, side by side (a noisy machine shows here)."""
+    samples = {model: [s["seconds"] for s in stats["samples"]]
+               for model, stats in result["models"].items()}
+    if set(samples) != set(MODELS):
+        return []
+    machine = result.get("machine", {})
+    lines = [f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores.", "",
+             "| repeat | sasrec s | mvcrec s | mvcrec / sasrec |", "|---|---|---|---|"]
+    for repeat, (sasrec, mvcrec) in enumerate(zip(samples["sasrec"], samples["mvcrec"],
+                                                  strict=False)):
+        lines.append(f"| {repeat} | {sasrec:.1f} | {mvcrec:.1f} | {mvcrec / sasrec:.2f} |")
+    return lines
+
+
 def write(result: dict[str, Any], results_dir: Path) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
     cuda = result["device"] == "cuda"
@@ -95,7 +110,8 @@ def write(result: dict[str, Any], results_dir: Path) -> None:
     for model, stats in result["models"].items():
         lines.append(f"| {model} | {stats['sec_per_epoch_median']:.1f} | "
                      f"{stats['peak_mib_max']:.0f} |")
-    lines += ["", f"MVCrec / SASRec: **{result['ratio_mvcrec_over_sasrec']:.2f}×**", ""]
+    lines += ["", f"MVCrec / SASRec: **{result['ratio_mvcrec_over_sasrec']:.2f}×** (ratio of the "
+              "medians)", "", *_repeat_table(result), ""]
     overrides = result.get("overrides", {}).get("mvcrec")
     if overrides:
         lines += [f"MVCrec configuration: preset with `{json.dumps(overrides)}`.", ""]
