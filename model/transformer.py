@@ -92,16 +92,18 @@ class _PackedLayout:
 
     @staticmethod
     def of(lengths: Tensor, max_len: int) -> _PackedLayout:
-        length = int(lengths.max())
+        shortest, length, total = torch.stack(  # one device sync
+            [lengths.min(), lengths.max(), lengths.sum()]).tolist()
         if length > max_len:
             raise ValueError(f"sequence length {length} exceeds max_len {max_len}")
-        if int(lengths.min()) < 1:
+        if shortest < 1:
             raise ValueError("every packed sequence needs at least one item")
         device = lengths.device
         ends = lengths.cumsum(0)  # [B]
-        starts = torch.repeat_interleave(ends - lengths, lengths)  # [T]
-        positions = torch.arange(int(ends[-1]), device=device) - starts
-        rows = torch.repeat_interleave(torch.arange(lengths.numel(), device=device), lengths)
+        starts = torch.repeat_interleave(ends - lengths, lengths, output_size=total)  # [T]
+        positions = torch.arange(total, device=device) - starts
+        rows = torch.repeat_interleave(torch.arange(lengths.numel(), device=device), lengths,
+                                       output_size=total)
         columns = torch.arange(length, device=device)
         valid = columns[None] < lengths[:, None]  # [B L]
         return _PackedLayout(positions=positions, slots=rows * length + positions,
