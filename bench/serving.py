@@ -179,10 +179,11 @@ def core_count(cores: str) -> int:
 
 
 @contextlib.contextmanager
-def serve(args: argparse.Namespace, batching: bool, log_path: Path) -> Iterator[tuple[str, int]]:
-    """The service under uvicorn on a free port, pinned to the server cores, with a Redis key
-    prefix of its own (deleted afterwards); yields the base URL and the server's pid once
-    ``/readyz`` answers 200."""
+def serve(args: argparse.Namespace, batching: bool, log_path: Path, root: Path = ROOT,
+          ) -> Iterator[tuple[str, int]]:
+    """The service of the source tree ``root`` under uvicorn on a free port, pinned to the server
+    cores, with a Redis key prefix of its own (deleted afterwards); yields the base URL and the
+    server's pid once ``/readyz`` answers 200."""
     import httpx
 
     port = free_port()
@@ -200,7 +201,7 @@ def serve(args: argparse.Namespace, batching: bool, log_path: Path) -> Iterator[
                       "--log-level", "warning", "--loop", args.loop, "--http", args.http],
                      args.server_cores)
     with open(log_path, "ab") as server_log:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=server_log,
+        process = subprocess.Popen(command, env=env, cwd=root, stdout=server_log,
                                    stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -612,8 +613,9 @@ def plot(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
     plt.close(figure)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
+def build_parser(description: str | None = __doc__) -> argparse.ArgumentParser:
+    """The options of the service, the load and the files (shared with ``bench.serving_ab``)."""
+    parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifact-dir", type=Path, default=Path("artifacts"))
     parser.add_argument("--name", default="bench-beauty", help="artifact (model) name")
@@ -651,6 +653,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/bench-serving"),
                         help="saved levels, locust CSVs, server log")
     parser.add_argument("--fresh", action="store_true", help="measure saved levels again")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     args.levels = [int(users) for users in args.levels.split(",")]
     args.parts = [part for part in args.parts.split(",") if part]

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
 from bench.serving import build_summary, core_count, main, summarize
@@ -15,7 +14,6 @@ from service.config import Settings
 from service.main import create_app
 from training.export import export_run
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 SUMMARY_FIELDS = {"peak_rps_recommend", "peak_rps_trivial", "p99_ms_at_half_peak", "errors",
                   "batching_speedup", "ann_recall_at_10", "ann_speedup", "machine"}
 
@@ -70,15 +68,6 @@ def test_the_trivial_endpoint_is_off_by_default_and_checks_input_when_on(tmp_pat
         assert answer.status_code == 200 and len(answer.json()["items"]) == 7
         assert client.post("/bench/trivial", json={"session": [], "k": 0}).status_code == 422
         assert "/bench/trivial" not in client.get("/openapi.json").json()["paths"]
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError as error:
-        pytest.skip(f"no Redis server at {REDIS_URL} ({error})")
-    return REDIS_URL
 
 
 def test_a_tiny_run_writes_the_reports_and_reuses_saved_levels(tmp_path, trained_run, prepared,

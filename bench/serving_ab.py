@@ -1,0 +1,126 @@
+"""A/B of two source trees of the service under the same load, side by side.
+
+A change to the serving path moves ``/recommend``'s throughput by a few percent, while this
+machine's throughput drifts by more than that within minutes (servers of the *same* code gave
+913 to 1128 requests/s in consecutive 25 s runs). So the two sides alternate, each pair in the
+other order than the last (A B, B A, A B, ...), each run a fresh server of its tree under one
+locust run; the report lists every run, each side's median and how many pairs B won.
+
+    git worktree add /tmp/base HEAD~1
+    python -m bench.serving_ab --a /tmp/base --b . --users 64 --rounds 6 --duration 20
+    python -m bench.serving_ab --a /tmp/base --b . --trivial     # the web stack alone
+
+The artifact, cores, batching settings and load options are those of ``bench.serving``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.machine import machine_info
+from bench.serving import build_parser, core_count, ensure_artifact, run_locust, serve
+
+log = logging.getLogger("bench.serving_ab")
+
+SIDES = ("a", "b")
+
+
+def run_order(rounds: int) -> list[str]:
+    """The sides of ``rounds`` pairs: A B, B A, A B, ... (a steady drift favours neither)."""
+    return [side for pair in range(rounds) for side in (SIDES if pair % 2 == 0 else SIDES[::-1])]
+
+
+def compare(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Each side's median requests/s and p99, B / A, and the pairs (runs ``2i``, ``2i + 1``)
+    in which B was faster."""
+    rps = {side: [run["rps"] for run in runs if run["side"] == side] for side in SIDES}
+    p99 = {side: [run["p99_ms"] for run in runs if run["side"] == side
+                  if run["p99_ms"] is not None] for side in SIDES}
+    pairs = [runs[i:i + 2] for i in range(0, len(runs) - 1, 2)]
+    b_wins = sum(1 for pair in pairs
+                 if {run["side"]: run["rps"] for run in pair}.get("b", 0)
+                 > {run["side"]: run["rps"] for run in pair}.get("a", 0))
+    medians = {side: statistics.median(values) if values else None for side, values in rps.items()}
+    return {
+        "median_rps_a": medians["a"], "median_rps_b": medians["b"],
+        "ratio_b_over_a": (medians["b"] / medians["a"]) if medians["a"] and medians["b"] else None,
+        "median_p99_ms_a": statistics.median(p99["a"]) if p99["a"] else None,
+        "median_p99_ms_b": statistics.median(p99["b"]) if p99["b"] else None,
+        "pairs": len(pairs), "b_wins": b_wins,
+        "errors": sum(run["errors"] for run in runs),
+    }
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    summary = payload["summary"]
+    lines = ["# Serving A/B", "", f"`{payload['command']}`", "",
+             f"A: `{payload['a']}`, B: `{payload['b']}`; {payload['users']} users, "
+             f"{payload['load']}, {payload['duration']:g} s measured per run after "
+             f"{payload['warmup']:g} s of warm-up. Machine: {payload['machine'].get('cpu', '?')}.",
+             "", "| run | side | requests/s | p50 ms | p99 ms | errors |",
+             "|---|---|---|---|---|---|"]
+    for index, run in enumerate(payload["runs"]):
+        lines.append(f"| {index} | {run['side'].upper()} | {run['rps']:.0f} | "
+                     f"{_ms(run['p50_ms'])} | {_ms(run['p99_ms'])} | {run['errors']} |")
+    ratio = summary["ratio_b_over_a"]
+    lines += ["", f"Median requests/s: A {summary['median_rps_a']:.0f}, "
+              f"B {summary['median_rps_b']:.0f}; B / A **{ratio:.3f}**; B faster in "
+              f"{summary['b_wins']} of {summary['pairs']} pairs; {summary['errors']} errors.", ""]
+    return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser(__doc__)
+    parser.add_argument("--a", type=Path, required=True, help="source tree A (e.g. a worktree)")
+    parser.add_argument("--b", type=Path, default=Path("."), help="source tree B")
+    parser.add_argument("--users", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=6, help="A/B pairs")
+    parser.add_argument("--trivial", action="store_true",
+                        help="load the trivial endpoint instead of the /recommend mix")
+    parser.set_defaults(work=Path("runs/serving-ab"), results=Path("runs/serving-ab"),
+                        duration=20.0)
+    args = parser.parse_args(argv)
+    if not args.server_threads:
+        args.server_threads = core_count(args.server_cores)
+    args.artifact_dir = args.artifact_dir.resolve()  # both trees serve the same artifact
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    ensure_artifact(args)
+    args.work.mkdir(parents=True, exist_ok=True)
+    load = ["--trivial"] if args.trivial else ["--similar-weight", str(args.similar_weight)]
+    runs = []
+    for index, side in enumerate(run_order(args.rounds)):
+        root = (args.a if side == "a" else args.b).resolve()
+        with serve(args, True, args.work / f"server-{side}.log", root=root) as (url, pid):
+            record = run_locust(args, url, pid, args.users, f"{side}-{index}", load,
+                                args.warmup + args.duration)
+        runs.append({"side": side, **{key: record[key] for key in
+                                      ("rps", "p50_ms", "p99_ms", "errors", "requests")}})
+        log.info("run %d, %s (%s): %.0f requests/s", index, side.upper(), root, record["rps"])
+    payload = {"a": str(args.a), "b": str(args.b), "users": args.users,
+               "load": "trivial endpoint" if args.trivial else "the /recommend mix",
+               "duration": args.duration, "warmup": args.warmup,
+               "command": "python -m bench.serving_ab " + " ".join(
+                   sys.argv[1:] if argv is None else argv),
+               "machine": machine_info(server_cores=args.server_cores,
+                                       client_cores=args.client_cores),
+               "runs": runs, "summary": compare(runs),
+               "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "serving_ab.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (args.results / "serving_ab.md").write_text(markdown(payload))
+    print(markdown(payload))
+
+
+if __name__ == "__main__":
+    main()

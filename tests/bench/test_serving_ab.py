@@ -1,0 +1,51 @@
+"""The serving A/B: its run order and comparison, and one tiny end-to-end run of a tree against
+itself (real uvicorn, real Redis, real locust)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.serving_ab import compare, main, run_order
+from training.export import export_run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_pairs_alternate_their_order():
+    assert run_order(3) == ["a", "b", "b", "a", "a", "b"]
+
+
+def run(side, rps, p99=5.0, errors=0):
+    return {"side": side, "rps": rps, "p50_ms": 1.0, "p99_ms": p99, "errors": errors,
+            "requests": int(rps)}
+
+
+def test_compare_takes_medians_and_counts_the_pairs_b_won():
+    runs = [run("a", 100.0), run("b", 110.0), run("b", 90.0), run("a", 95.0),
+            run("a", 120.0, errors=1), run("b", 130.0, p99=7.0)]
+    summary = compare(runs)
+    assert summary["median_rps_a"] == 100.0 and summary["median_rps_b"] == 110.0
+    assert summary["ratio_b_over_a"] == 1.1
+    assert summary["pairs"] == 3 and summary["b_wins"] == 2
+    assert summary["median_p99_ms_b"] == 5.0 and summary["errors"] == 1
+
+
+def test_a_tree_against_itself_end_to_end(tmp_path, trained_run, prepared, redis_server):
+    artifacts = tmp_path / "artifacts"
+    export_run(trained_run, artifacts, "tiny", data=prepared)
+    item_ids = prepared.interactions.item_ids
+    sessions = tmp_path / "sessions.json"
+    sessions.write_text(json.dumps([[item_ids[i] for i in sequence]
+                                    for sequence in prepared.interactions.sequences]))
+    results = tmp_path / "results"
+    main(["--a", str(ROOT), "--b", str(ROOT), "--rounds", "1", "--users", "2",
+          "--artifact-dir", str(artifacts), "--name", "tiny", "--data", str(sessions),
+          "--duration", "1", "--warmup", "0", "--server-cores", "", "--client-cores", "",
+          "--k", "5", "--redis-url", redis_server, "--results", str(results),
+          "--work", str(tmp_path / "work")])
+    payload = json.loads((results / "serving_ab.json").read_text())
+    assert [r["side"] for r in payload["runs"]] == ["a", "b"]
+    assert all(r["rps"] > 0 for r in payload["runs"])
+    assert payload["summary"]["errors"] == 0 and payload["summary"]["pairs"] == 1
+    assert "B / A" in (results / "serving_ab.md").read_text()
