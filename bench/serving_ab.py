@@ -43,10 +43,9 @@ def compare(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     rps = {side: [run["rps"] for run in runs if run["side"] == side] for side in SIDES}
     p99 = {side: [run["p99_ms"] for run in runs if run["side"] == side
                   if run["p99_ms"] is not None] for side in SIDES}
-    pairs = [runs[i:i + 2] for i in range(0, len(runs) - 1, 2)]
-    b_wins = sum(1 for pair in pairs
-                 if {run["side"]: run["rps"] for run in pair}.get("b", 0)
-                 > {run["side"]: run["rps"] for run in pair}.get("a", 0))
+    pairs = [{run["side"]: run["rps"] for run in runs[i:i + 2]}
+             for i in range(0, len(runs) - 1, 2)]
+    b_wins = sum(1 for pair in pairs if pair.get("b", 0) > pair.get("a", 0))
     medians = {side: statistics.median(values) if values else None for side, values in rps.items()}
     return {
         "median_rps_a": medians["a"], "median_rps_b": medians["b"],
