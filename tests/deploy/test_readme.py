@@ -177,6 +177,8 @@ def test_command_refers_to_something_real(tokens: list[str],
         check_kubectl(tokens)
     elif program == ".venv/bin/pip":
         check_pip(tokens)
+    elif program == "git":
+        assert tokens[1:3] == ["worktree", "add"], f"unexpected git command {tokens}"
     elif program != "curl":  # run by test_curl_command_answers
         pytest.fail(f"no rule for {program!r}: teach tests/deploy/test_readme.py what it needs")
 
