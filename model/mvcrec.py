@@ -150,10 +150,10 @@ class MVCRec(nn.Module):
         graph_rows: Tensor | None
         if g is not None and adj is not None and self.cl_edge_dropout.p > 0:
             base = self._graph_base()
+            first = int(lengths[:half].sum())  # copy a's items come first in item_ids
             graph_rows = torch.cat([  # each copy over its own dropped graph
-                self._rows_of(self.propagation(base, self.cl_edge_dropout(adj)), copy[ok])
-                for copy, ok in ((augmented[:half], valid[:half]),
-                                 (augmented[half:], valid[half:]))])
+                self._rows_of(self.propagation(base, self.cl_edge_dropout(adj)), copy)
+                for copy in (item_ids[:first], item_ids[first:])])
         else:
             graph_rows = self.graph_rows(g, item_ids)
         z_id, z_graph = self.encoder.last_views(item_ids, graph_rows, lengths)  # [2B d] each
