@@ -1,10 +1,12 @@
-"""Shared fixtures: a tiny synthetic event log, its prepared data, and one trained tiny run."""
+"""Shared fixtures: a tiny synthetic event log, its prepared data, one trained tiny run, and the
+machine's Redis server."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import redis
 import torch
 
 from training.config import ExperimentConfig, preset
@@ -12,6 +14,8 @@ from training.pipeline import PreparedData, prepare_data
 from training.synthetic import SyntheticSpec, generate_sessions, write_event_log
 
 torch.set_num_threads(1)
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 TINY_SPEC = SyntheticSpec(num_users=300, num_categories=5, items_per_category=12, min_length=4,
                           max_length=14, seed=1)
@@ -51,3 +55,14 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, event_log: Path,
     config = tiny_config("mvcrec", event_log, epochs=4, lr=3e-3)
     Trainer(config, run_dir, data=prepared, progress=False).fit()
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The shared Redis server of the test machine (``.ci/run`` starts one); tests that need it
+    skip if it does not answer."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError as error:
+        pytest.skip(f"no Redis server at {REDIS_URL} ({error}); start one to run these tests")
+    return REDIS_URL

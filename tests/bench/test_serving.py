@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 from bench.serving import build_summary, core_count, main, summarize
 from service.config import Settings
 from service.main import create_app
-from training.export import export_run
 
 SUMMARY_FIELDS = {"peak_rps_recommend", "peak_rps_trivial", "p99_ms_at_half_peak", "errors",
                   "batching_speedup", "ann_recall_at_10", "ann_speedup", "machine"}
@@ -70,21 +69,16 @@ def test_the_trivial_endpoint_is_off_by_default_and_checks_input_when_on(tmp_pat
         assert "/bench/trivial" not in client.get("/openapi.json").json()["paths"]
 
 
-def test_a_tiny_run_writes_the_reports_and_reuses_saved_levels(tmp_path, trained_run, prepared,
-                                                               redis_server):
-    artifacts = tmp_path / "artifacts"
-    export_run(trained_run, artifacts, "tiny", data=prepared)
-    item_ids = prepared.interactions.item_ids
-    sessions = tmp_path / "sessions.json"
-    sessions.write_text(json.dumps([[item_ids[i] for i in sequence]
-                                    for sequence in prepared.interactions.sequences]))
+def test_a_tiny_run_writes_the_reports_and_reuses_saved_levels(tmp_path, tiny_serving_inputs,
+                                                               redis_url):
+    artifacts, sessions = tiny_serving_inputs
     results, work = tmp_path / "results", tmp_path / "work"
     argv = ["--artifact-dir", str(artifacts), "--name", "tiny", "--data", str(sessions),
             "--levels", "2", "--duration", "1", "--warmup", "0", "--half-peak-duration", "1",
             "--half-peak-users", "2", "--server-cores", "", "--client-cores", "",
             "--parts", "trivial,batched,half",  # one server (unbatched: tests/service)
             "--similar-weight", "9",  # half the requests: both endpoints show up in 1 s
-            "--k", "5", "--redis-url", redis_server, "--results", str(results),
+            "--k", "5", "--redis-url", redis_url, "--results", str(results),
             "--work", str(work)]
     main(argv)
     payload = json.loads((results / "serving.json").read_text())

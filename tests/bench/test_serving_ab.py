@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from bench.serving_ab import compare, main, run_order
-from training.export import export_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,18 +30,13 @@ def test_compare_takes_medians_and_counts_the_pairs_b_won():
     assert summary["median_p99_ms_b"] == 5.0 and summary["errors"] == 1
 
 
-def test_a_tree_against_itself_end_to_end(tmp_path, trained_run, prepared, redis_server):
-    artifacts = tmp_path / "artifacts"
-    export_run(trained_run, artifacts, "tiny", data=prepared)
-    item_ids = prepared.interactions.item_ids
-    sessions = tmp_path / "sessions.json"
-    sessions.write_text(json.dumps([[item_ids[i] for i in sequence]
-                                    for sequence in prepared.interactions.sequences]))
+def test_a_tree_against_itself_end_to_end(tmp_path, tiny_serving_inputs, redis_url):
+    artifacts, sessions = tiny_serving_inputs
     results = tmp_path / "results"
     main(["--a", str(ROOT), "--b", str(ROOT), "--rounds", "1", "--users", "2",
           "--artifact-dir", str(artifacts), "--name", "tiny", "--data", str(sessions),
           "--duration", "1", "--warmup", "0", "--server-cores", "", "--client-cores", "",
-          "--k", "5", "--redis-url", redis_server, "--results", str(results),
+          "--k", "5", "--redis-url", redis_url, "--results", str(results),
           "--work", str(tmp_path / "work")])
     payload = json.loads((results / "serving_ab.json").read_text())
     assert [r["side"] for r in payload["runs"]] == ["a", "b"]

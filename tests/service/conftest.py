@@ -18,18 +18,7 @@ from training.export import export_run
 
 from .redis_server import RedisServer, free_port
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 NAME = "tiny"
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """The shared Redis server of the test machine; tests skip if it does not answer."""
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError as error:
-        pytest.skip(f"no Redis server at {REDIS_URL} ({error}); start one to run service tests")
-    return REDIS_URL
 
 
 @pytest.fixture(scope="session")
