@@ -87,6 +87,14 @@ class MVCRec(nn.Module):
     def num_items(self) -> int:
         return self.encoder.num_items
 
+    def graph_parameters(self) -> list[Tensor]:
+        """The graph view's own parameters: its item table (``graph_source="own"``) and the
+        mask token's row (none without the graph view)."""
+        if not self.encoder.use_graph_view:
+            return []
+        own = [self.graph_table.weight] if self.graph_source == "own" else []
+        return [*own, self.graph_mask]
+
     def graph_item_embeddings(self, adj: Tensor | None) -> Tensor | None:
         """Graph-view item embeddings ``g [N+1, d]`` (``None`` without the graph view)."""
         if not self.encoder.use_graph_view:

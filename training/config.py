@@ -47,7 +47,8 @@ class TrainConfig:
     epochs: int = 200
     batch_size: int = 256
     lr: float = 1e-3
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # AdamW's decoupled decay of every parameter
+    graph_weight_decay: float | None = None  # the graph view's own table instead (None: same)
     patience: int = 10  # epochs without a better validation NDCG@10 before stopping
     lr_decay: float = 1.0  # multiply the lr by this after every lr_decay_patience stale epochs
     lr_decay_patience: int = 3

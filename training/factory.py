@@ -1,13 +1,15 @@
-"""Turn a typed :class:`ModelConfig` into model objects (models take plain arguments)."""
+"""Turn the typed configs into model and optimizer objects (models take plain arguments)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from model.mvcrec import MVCRec
 from model.session_encoder import SessionEncoder
 from training.augment import Augmenter
-from training.config import ModelConfig
+from training.config import ModelConfig, TrainConfig
 
 
 def encoder_kwargs(config: ModelConfig, num_items: int, max_len: int) -> dict[str, Any]:
@@ -35,3 +37,15 @@ def build_augmenter(config: ModelConfig, num_items: int) -> Augmenter | None:
         return None
     return Augmenter(config.crop_keep, config.mask_ratio, config.reorder_ratio,
                      mask_token=num_items + 1)
+
+
+def build_optimizer(model: MVCRec, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over every parameter; the graph view's own table (and its mask row) decays at
+    ``graph_weight_decay`` when that is set, the rest at ``weight_decay``."""
+    graph = [] if config.graph_weight_decay is None else list(model.graph_parameters())
+    graph_ids = {id(p) for p in graph}
+    rest = [p for p in model.parameters() if id(p) not in graph_ids]
+    groups: list[dict[str, Any]] = [{"params": rest, "weight_decay": config.weight_decay}]
+    if graph:
+        groups.append({"params": graph, "weight_decay": config.graph_weight_decay})
+    return torch.optim.AdamW(groups, lr=config.lr)

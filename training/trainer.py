@@ -28,7 +28,7 @@ from training.batching import TrainBatcher
 from training.config import ExperimentConfig
 from training.device import pick_device
 from training.evaluation import evaluate
-from training.factory import build_augmenter, build_model
+from training.factory import build_augmenter, build_model, build_optimizer
 from training.memory import release_freed_memory
 from training.pipeline import PreparedData, prepare_data
 from training.plots import plot_curves
@@ -70,8 +70,7 @@ class Trainer:
                                          config.data.max_len).to(self.device)
         self.adjacency = (self.data.adjacency.to(self.device) if config.model.use_graph_view
                           else None)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.train.lr,
-                                           weight_decay=config.train.weight_decay)
+        self.optimizer = build_optimizer(self.model, config.train)
         self.batcher = TrainBatcher(self.data.split.train, config.data.max_len,
                                     config.train.batch_size,
                                     build_augmenter(config.model, self.data.num_items))

@@ -75,3 +75,25 @@ def test_lr_decays_after_every_lr_decay_patience_stale_epochs(tmp_path, event_lo
         trainer._decay_lr_on_plateau()
         rates.append(trainer.optimizer.param_groups[0]["lr"])
     assert rates == pytest.approx([1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4])
+
+
+def test_graph_weight_decay_decays_the_graph_table_alone(tmp_path, event_log, prepared):
+    """With zero gradients an AdamW step only decays: the graph view's own table (and its mask
+    row) by ``lr * graph_weight_decay``, every other parameter by ``lr * weight_decay``."""
+    config = tiny_config("mvcrec", event_log, lr=0.1, weight_decay=0.0, graph_weight_decay=2.0)
+    trainer = Trainer(config, tmp_path, data=prepared, progress=False)
+    model = trainer.model
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    trainer.optimizer.step()
+    graph = {"graph_table.weight", "graph_mask"}
+    for name, p in model.named_parameters():
+        factor = 1 - 0.1 * 2.0 if name in graph else 1.0
+        torch.testing.assert_close(p.detach(), before[name] * factor, msg=name)
+
+
+def test_without_graph_weight_decay_one_decay_applies_to_all(tmp_path, event_log, prepared):
+    config = tiny_config("mvcrec", event_log, weight_decay=0.3)
+    groups = Trainer(config, tmp_path, data=prepared, progress=False).optimizer.param_groups
+    assert [g["weight_decay"] for g in groups] == [0.3]
