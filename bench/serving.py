@@ -401,16 +401,17 @@ def measure(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
 
 def measure_half(args: argparse.Namespace, key: dict[str, Any], batched: list[dict[str, Any]],
                  mix: list[str], servers: Servers) -> dict[str, Any]:
-    """The batched mix at half of its peak throughput, as a fixed rate spread over users."""
+    """The batched mix at half of its peak throughput, as a fixed rate spread over users (their
+    arrivals: ``--half-peak-arrivals``)."""
     top = peak(batched)
     assert top is not None
     target = top["rps"] / 2
-    half_key = {**key, "target_rps": round(target, 1)}
+    half_key = {**key, "target_rps": round(target, 1), "arrivals": args.half_peak_arrivals}
     record = saved(args, half_key, "half")
     if record is not None:
         return record
     users = args.half_peak_users
-    rate = ["--user-rate", f"{target / users:.4f}"]
+    rate = ["--user-rate", f"{target / users:.4f}", "--arrivals", args.half_peak_arrivals]
     url, pid = servers.get(True)
     log.info("half: %.0f requests/s over %d users, %g s", target, users,
              args.warmup + args.half_peak_duration)
@@ -573,8 +574,13 @@ def markdown(payload: dict[str, Any]) -> str:
                 f"{level['errors']} | {_fmt(level['server_cpu_ms_per_request'], 2)} | "
                 f"{_fmt(100 * level['server_cpu_utilisation'], 0)} % | "
                 f"{_fmt(100 * level['client_cpu_utilisation'], 0)} % |")
-    lines += ["", "`half`: a fixed rate of half the batched peak "
-              "(locust `constant_throughput` per user), not users sending back to back.", "",
+    arrivals = config.get("half_peak_arrivals", "constant")
+    lines += ["", f"`half`: a fixed rate of half the batched peak over "
+              f"{config['half_peak_users']} users, not users sending back to back; "
+              + ("each user's requests start as a Poisson process (exponential gaps, independent "
+                 "of the answers: independent shoppers)." if arrivals == "poisson" else
+                 "locust `constant_throughput` per user (fixed gaps: users answered by the same "
+                 "micro-batch send again together)."), "",
               "![latency against throughput](serving.png)", ""]
     return "\n".join(lines)
 
@@ -627,6 +633,9 @@ def build_parser(description: str | None = __doc__) -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds left out a level")
     parser.add_argument("--half-peak-duration", type=float, default=60.0)
     parser.add_argument("--half-peak-users", type=int, default=32)
+    parser.add_argument("--half-peak-arrivals", choices=("poisson", "constant"), default="poisson",
+                        help="gaps between a half-peak user's requests: exponential (independent "
+                             "shoppers) or fixed (locust constant_throughput)")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"any of {','.join(PARTS)}")
     parser.add_argument("--server-cores", default="0", help="taskset list; '' for no pinning")
     parser.add_argument("--client-cores", default="1", help="taskset list; '' for no pinning")
@@ -673,7 +682,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     machine = machine_info(server_cores=args.server_cores, client_cores=args.client_cores)
     summary = build_summary(runs, ann_figures(args.results), machine)
     summary["index"] = served_index_recall(args, version)
-    payload = {"summary": summary, "config": config_key(args, version),
+    config = {**config_key(args, version), "half_peak_arrivals": args.half_peak_arrivals}
+    payload = {"summary": summary, "config": config,
                "command": "python -m bench.serving " + " ".join(
                    sys.argv[1:] if argv is None else argv),
                "runs": runs, "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -14,9 +14,15 @@ Each user mixes ``POST /recommend`` (``--recommend-weight``, default 9) and
 the same ``POST /recommend`` body sent to ``POST /bench/trivial`` instead (a server started with
 ``BENCH_ENDPOINT=true``): the web stack's ceiling, with the same checks.
 
-Users send back to back; ``--user-rate R`` caps each at R requests/s (an open-loop-like target
-rate of users × R). ``--latency-out PATH`` writes every request's start time, latency and outcome
-as JSON when the run ends (``bench/serving.py`` computes percentiles from it, unrounded).
+Users send back to back; ``--user-rate R`` makes each send R requests/s on average, a target rate
+of users × R. With ``--arrivals poisson`` (the default) each user's request starts are a Poisson
+process: exponential gaps, scheduled independently of the answers, as from many independent
+shoppers. ``--arrivals constant`` is locust's ``constant_throughput``: a fixed gap after each
+start, which keeps users that were answered by the same micro-batch in step (they all send again
+at the same moment, a burst of up to users requests).
+
+``--latency-out PATH`` writes every request's start time, latency and outcome as JSON when the
+run ends (``bench/serving.py`` computes percentiles from it, unrounded).
 
 The sessions file is the benchmark format (``user item item ...`` per line, in time order), a
 ``user,item,timestamp`` CSV, or a JSON list of sessions (lists of item ids).
@@ -28,6 +34,7 @@ import csv
 import json
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +78,8 @@ def _options(parser: Any) -> None:
                         help="POST /bench/trivial only (BENCH_ENDPOINT=true)")
     parser.add_argument("--user-rate", type=float, default=0.0,
                         help="requests/s per user; 0: back to back")
+    parser.add_argument("--arrivals", choices=("poisson", "constant"), default="poisson",
+                        help="with --user-rate: exponential or fixed gaps between a user's starts")
     parser.add_argument("--latency-out", default="", help="write per-request latencies here")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -83,11 +92,34 @@ def _load(environment: Environment, **_: Any) -> None:
     random.seed(options.seed)
     SESSIONS[:] = read_sessions(Path(options.sessions_file))
     EVENTS[:] = [(s, p) for s, session in enumerate(SESSIONS) for p in range(len(session))]
-    ShopperUser.wait_time = (constant_throughput(options.user_rate) if options.user_rate > 0
-                             else constant(0))
+    ShopperUser.wait_time = wait_time(options.user_rate, options.arrivals)
     ShopperUser.tasks = ([ShopperUser.trivial] if options.trivial else
                          [ShopperUser.recommend] * options.recommend_weight
                          + [ShopperUser.similar] * options.similar_weight)
+
+
+def wait_time(rate: float, arrivals: str) -> Callable[[Any], float]:
+    """Locust's wait-time function of a user sending ``rate`` requests/s (0: back to back)."""
+    if rate <= 0:
+        return constant(0)
+    if arrivals == "constant":
+        return constant_throughput(rate)
+    return poisson_arrivals(rate)
+
+
+def poisson_arrivals(rate: float) -> Callable[[Any], float]:
+    """Wait time that makes a user's request starts a Poisson process of ``rate`` per second:
+    each start is scheduled an exponential gap after the previous *scheduled* start, so a slow
+    answer delays a request only while it is still in flight (no user waits in step with
+    others)."""
+
+    def wait(user: Any) -> float:
+        now = time.monotonic()
+        scheduled = getattr(user, "_next_start", now) + random.expovariate(rate)
+        user._next_start = scheduled
+        return max(0.0, scheduled - now)
+
+    return wait
 
 
 @events.request.add_listener
