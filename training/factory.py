@@ -42,7 +42,7 @@ def build_augmenter(config: ModelConfig, num_items: int) -> Augmenter | None:
 def build_optimizer(model: MVCRec, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW over every parameter; the graph view's own table (and its mask row) decays at
     ``graph_weight_decay`` when that is set, the rest at ``weight_decay``."""
-    graph = [] if config.graph_weight_decay is None else list(model.graph_parameters())
+    graph = [] if config.graph_weight_decay is None else model.graph_parameters()
     graph_ids = {id(p) for p in graph}
     rest = [p for p in model.parameters() if id(p) not in graph_ids]
     groups: list[dict[str, Any]] = [{"params": rest, "weight_decay": config.weight_decay}]
