@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench.serving_ab import compare, main, run_order
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,12 +30,21 @@ def test_compare_takes_medians_and_counts_the_pairs_b_won():
     assert summary["ratio_b_over_a"] == 1.1
     assert summary["pairs"] == 3 and summary["b_wins"] == 2
     assert summary["median_p99_ms_b"] == 5.0 and summary["errors"] == 1
+    assert summary["b_lower_p99"] == 0
 
 
-def test_a_tree_against_itself_end_to_end(tmp_path, tiny_serving_inputs, redis_url):
+def test_compare_counts_the_pairs_in_which_b_had_the_lower_p99():
+    runs = [run("a", 100.0, p99=9.0), run("b", 100.0, p99=8.0),
+            run("b", 100.0, p99=7.0), run("a", 100.0, p99=6.0)]
+    assert compare(runs)["b_lower_p99"] == 1
+
+
+@pytest.mark.parametrize("load", [[], ["--rate", "20", "--half-peak-users", "2"]],
+                         ids=["back-to-back", "fixed-rate"])
+def test_a_tree_against_itself_end_to_end(tmp_path, tiny_serving_inputs, redis_url, load):
     artifacts, sessions = tiny_serving_inputs
     results = tmp_path / "results"
-    main(["--a", str(ROOT), "--b", str(ROOT), "--rounds", "1", "--users", "2",
+    main([*load, "--a", str(ROOT), "--b", str(ROOT), "--rounds", "1", "--users", "2",
           "--artifact-dir", str(artifacts), "--name", "tiny", "--data", str(sessions),
           "--duration", "1", "--warmup", "0", "--server-cores", "", "--client-cores", "",
           "--k", "5", "--redis-url", redis_url, "--results", str(results),
@@ -43,3 +54,4 @@ def test_a_tree_against_itself_end_to_end(tmp_path, tiny_serving_inputs, redis_u
     assert all(r["rps"] > 0 for r in payload["runs"])
     assert payload["summary"]["errors"] == 0 and payload["summary"]["pairs"] == 1
     assert "B / A" in (results / "serving_ab.md").read_text()
+    assert ("Poisson" in payload["load"]) == bool(load)
