@@ -10,6 +10,7 @@ average of the views and the gate learns from there.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -39,6 +40,52 @@ class AttentionFusion(nn.Module):
         return w * x + (1.0 - w) * y
 
 
+class PairedAttentionFusion(nn.Module):
+    """The session encoder's two attention fusions as one computation, for inference.
+
+    ``u_g = fuse_graph(h_graph, h_id)`` and ``u_e = fuse_id(h_id, h_graph)`` gate the same sum
+    ``s = h_graph + h_id``, so their four gate branches become one ``d → 4h`` product, one GELU
+    and one block ``4h → 2d`` product (each global branch's single output repeated over its
+    fusion's ``d`` rows, so it adds to the local one inside the product); then, with
+    ``x = [h_graph ; h_id]`` and ``y = [h_id ; h_graph]``, ``[u_g ; u_e] = y + w ⊙ (x − y)``.
+    Twelve operators instead of twenty-seven: a fifth of a one-session query's encoder time.
+    Equal to the two fusions up to float rounding. The weights are copied when it is built.
+
+    Shapes: ``h_id [B, d]``, ``h_graph [B, d]`` → ``[B, 2d]``.
+    """
+
+    w_in: Tensor  # [4h, d]: the first layers of local/global gates of u_g, then of u_e
+    b_in: Tensor  # [4h]
+    w_out: Tensor  # [2d, 4h]: block diagonal, global rows repeated
+    b_out: Tensor  # [2d]
+
+    def __init__(self, fuse_graph: AttentionFusion, fuse_id: AttentionFusion) -> None:
+        super().__init__()
+        gates = [fuse_graph.local_gate, fuse_graph.global_gate, fuse_id.local_gate,
+                 fuse_id.global_gate]
+        first = [_linear(gate[0]) for gate in gates]
+        last = [_linear(gate[-1]) for gate in gates]
+        dim, hidden = last[0].weight.shape
+        with torch.no_grad():
+            self.register_buffer("w_in", torch.cat([layer.weight for layer in first]).clone())
+            self.register_buffer("b_in", torch.cat([layer.bias for layer in first]).clone())
+            w_out = last[0].weight.new_zeros(2 * dim, 4 * hidden)
+            for column, layer in enumerate(last):  # row block 0: u_g's gates, 1: u_e's
+                rows = slice(column // 2 * dim, (column // 2 + 1) * dim)
+                columns = slice(column * hidden, (column + 1) * hidden)
+                w_out[rows, columns] = layer.weight.expand(dim, hidden)
+            self.register_buffer("w_out", w_out)
+            self.register_buffer("b_out", torch.cat([last[0].bias + last[1].bias,
+                                                     last[2].bias + last[3].bias]))
+
+    def forward(self, h_id: Tensor, h_graph: Tensor) -> Tensor:
+        hidden = F.gelu(F.linear(h_graph + h_id, self.w_in, self.b_in))  # [B 4h]
+        w = torch.sigmoid(F.linear(hidden, self.w_out, self.b_out))  # [B 2d]
+        x = torch.cat([h_graph, h_id], dim=-1)
+        y = torch.cat([h_id, h_graph], dim=-1)
+        return y + w * (x - y)
+
+
 class MLPFusion(nn.Module):
     """Ablation: ``x`` plus an MLP over the concatenated views ``[*, 2d] -> [*, d]``."""
 
@@ -60,6 +107,11 @@ class AddFusion(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         return x + y
+
+
+def _linear(layer: nn.Module) -> nn.Linear:
+    assert isinstance(layer, nn.Linear)
+    return layer
 
 
 def _zero_linear(layer: nn.Module) -> None:

@@ -7,10 +7,12 @@ computes them by propagation), so the same module gives identical queries in bot
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
-from model.fusion import make_fusion
+from model.fusion import AttentionFusion, PairedAttentionFusion, make_fusion
 from model.transformer import SequenceTransformer
 
 
@@ -80,6 +82,20 @@ class SessionEncoder(nn.Module):
         if h_graph is None:
             return h_id
         return torch.cat([self.fuse_graph(h_graph, h_id), self.fuse_id(h_id, h_graph)], dim=-1)
+
+    def inference_fusion(self) -> Callable[[Tensor, Tensor | None], Tensor]:
+        """:meth:`fuse` as a frozen inference computation: with attention fusion, both fusions
+        as one (:class:`model.fusion.PairedAttentionFusion`, weights copied now); otherwise
+        :meth:`fuse` itself."""
+        fusions = (getattr(self, "fuse_graph", None), getattr(self, "fuse_id", None))
+        if all(isinstance(fusion, AttentionFusion) for fusion in fusions):
+            paired = PairedAttentionFusion(*fusions)  # type: ignore[arg-type]
+
+            def fuse(h_id: Tensor, h_graph: Tensor | None) -> Tensor:
+                assert h_graph is not None
+                return paired(h_id, h_graph)
+            return fuse
+        return self.fuse
 
     def forward(self, item_ids: Tensor, graph_rows: Tensor | None, lengths: Tensor) -> Tensor:
         lengths = lengths.clamp(min=1)

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
                                      "(inverted lists) for large catalogs")
     ivf_nlist: int = Field(default=0, ge=0, description="IVF lists; 0: about 2·sqrt(N)")
     ivf_nprobe: int = Field(default=48, ge=1, description="IVF lists searched per query")
+    blas_min_queries: int = Field(
+        default=0, ge=0, description="exact CPU searches of at least this many queries use BLAS; "
+                                     "0: measured when a version is loaded")
     batching: bool = Field(default=True,
                            description="micro-batch concurrent POST /recommend requests")
     batch_max_size: int = Field(default=32, ge=1, description="most requests in one batch")

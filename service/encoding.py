@@ -32,6 +32,7 @@ class QueryEncoder:
 
     def __init__(self, encoder: SessionEncoder, device: torch.device) -> None:
         self.encoder = encoder.to(device).eval()
+        self.fuse = self.encoder.inference_fusion()  # both fusions as one computation
         self.device = device
         self.max_len = encoder.max_len
 
@@ -46,5 +47,6 @@ class QueryEncoder:
             rows = [s.graph_rows for s in sessions]
             assert all(r is not None for r in rows)
             graph = torch.from_numpy(np.concatenate(rows)).to(self.device)  # type: ignore[arg-type]
-        query = self.encoder.forward_packed(item_ids.to(self.device), graph, lengths)  # [B D]
+        h_id, h_graph = self.encoder.last_views(item_ids.to(self.device), graph, lengths)
+        query = self.fuse(h_id, h_graph)  # [B D]
         return query.float().cpu().numpy()

@@ -113,8 +113,9 @@ class Runtime:
         gc.freeze()
         self._failure = None
         metrics.set_model_version(name, state.version)
-        log.info("serving %s version %s (was %s, %s)", name, state.version,
-                 None if previous is None else previous.version, state.index_kind)
+        log.info("serving %s version %s (was %s, %s, BLAS search from %s queries)", name,
+                 state.version, None if previous is None else previous.version, state.index_kind,
+                 state.blas_min_queries or "-")
         return True
 
     def _publish_local(self, version: str | None) -> str | None:
@@ -143,7 +144,7 @@ class Runtime:
         except ArtifactError as error:
             raise ArtifactError(f"active version {version}: {error}") from None
         spec = IndexSpec(self.settings.index_type, self.settings.ivf_nlist,
-                         self.settings.ivf_nprobe)
+                         self.settings.ivf_nprobe, self.settings.blas_min_queries)
         state = build_state(artifact, name, self.device, self.settings.faiss_gpu,
                             self.settings.local_copy_max_bytes, spec,
                             search_threads=self.settings.cpu_threads)

@@ -17,6 +17,7 @@ import torch
 
 from model.artifact import Artifact
 from service.encoding import QueryEncoder
+from service.flat_search import blas_min_queries, use_blas_from
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class ServingState:
     dim: int  # d, the width of one graph-view row
     local_graph: np.ndarray | None  # [N+1, d] copy of the graph rows for Redis outages, or None
     search_threads: int = 0  # FAISS (OpenMP) threads of a search; 0: the library's default
+    blas_min_queries: int = 0  # an exact CPU search of this many queries uses BLAS (0: not exact)
 
     @property
     def needs_store(self) -> bool:
@@ -67,9 +69,18 @@ def build_state(artifact: Artifact, name: str, device: torch.device,
                 index_spec: IndexSpec | None = None, search_threads: int = 0) -> ServingState:
     """Move the encoder to ``device`` and index the fused item embeddings (rows ``1..N``); keep
     the artifact's graph rows in process when they take at most ``local_copy_max_bytes``;
-    searches use ``search_threads`` OpenMP threads (0: the library's default)."""
-    index, kind, resources = build_index(artifact.fused_item_emb[1:], device, faiss_gpu,
-                                         index_spec or IndexSpec())
+    searches use ``search_threads`` OpenMP threads (0: the library's default). An exact CPU
+    index gets the batch size from which its searches use BLAS: ``index_spec.blas_min_queries``,
+    or measured on this machine when that is 0 (:mod:`service.flat_search`)."""
+    spec = index_spec or IndexSpec()
+    if search_threads:
+        faiss.omp_set_num_threads(search_threads)  # this thread's: build and measure as served
+    vectors = artifact.fused_item_emb[1:]  # [N, D]
+    index, kind, resources = build_index(vectors, device, faiss_gpu, spec)
+    blas_from = 0
+    if kind == "faiss-cpu":
+        blas_from = spec.blas_min_queries or blas_min_queries(vectors)
+        use_blas_from(blas_from, vectors.shape[1])
     popularity = np.asarray(artifact.popularity)
     popular = np.argsort(-popularity[1:], kind="stable") + 1
     graph = artifact.graph_item_emb
@@ -80,13 +91,13 @@ def build_state(artifact: Artifact, name: str, device: torch.device,
         popular=popular, popularity=popularity, graph_view=graph is not None,
         dim=0 if graph is None else int(graph.shape[1]),
         local_graph=graph if graph is not None and graph.nbytes <= local_copy_max_bytes else None,
-        search_threads=search_threads)
+        search_threads=search_threads, blas_min_queries=blas_from)
 
 
 @dataclass(frozen=True)
 class IndexSpec:
     """Which FAISS index serves the fused item embeddings (``INDEX_TYPE``, ``IVF_NLIST``,
-    ``IVF_NPROBE``).
+    ``IVF_NPROBE``, ``BLAS_MIN_QUERIES``).
 
     ``exact`` is a flat inner-product search: the model's own ranking, cost linear in ``N``.
     ``ivf`` clusters the items into ``nlist`` inverted lists (spherical k-means on a sample) and
@@ -98,6 +109,7 @@ class IndexSpec:
     type: Literal["exact", "ivf"] = "exact"
     nlist: int = 0  # 0: about 2·sqrt(N), at most N / 39 (faiss wants 39 training points a list)
     nprobe: int = 48  # tuned with bench/catalog_scale.py (docs/results/catalog_scale.md)
+    blas_min_queries: int = 0  # exact on the CPU: BLAS from this many queries; 0: measured
 
     def lists_for(self, num_items: int) -> int:
         """The number of inverted lists for a catalog of ``num_items``."""
@@ -107,12 +119,6 @@ class IndexSpec:
 
 
 GPU_MAX_K = 2048  # the largest k a faiss GPU index answers
-#: A flat CPU search of at least this many queries uses faiss's BLAS kernel (one matrix product,
-#: then the top-k), cheaper per query for a micro-batch than the one-query kernel that faiss's
-#: default threshold (queries × D >= 128000) keeps for batches of up to ~1000 queries. On Beauty's
-#: 12k items (D = 128, one core): 2 queries 0.60 ms one by one / 0.73 ms BLAS, 4 queries 1.29 /
-#: 0.79 ms, 8 queries 0.92 ms BLAS.
-BLAS_MIN_QUERIES = 3
 IVF_TRAIN_POINTS_PER_LIST = 128  # k-means sample: this many items per list (faiss default 256)
 
 
@@ -128,7 +134,6 @@ def build_index(vectors: np.ndarray, device: torch.device, faiss_gpu: str,
     if spec.type == "exact":
         index = faiss.IndexFlatIP(width)
         suffix = ""
-        faiss.cvar.distance_compute_blas_threshold = BLAS_MIN_QUERIES * width  # process-wide
     else:
         nlist = spec.lists_for(num_items)
         quantizer = faiss.IndexFlatIP(width)

@@ -77,6 +77,20 @@ def test_fusions_keep_shape(kind):
     assert make_fusion(kind, 8)(torch.randn(3, 8), torch.randn(3, 8)).shape == (3, 8)
 
 
+@pytest.mark.parametrize("fusion", ["attention", "mlp", "add"])
+def test_inference_fusion_equals_the_two_fusions(fusion):
+    torch.manual_seed(0)
+    encoder = SessionEncoder(num_items=30, dim=16, max_len=6, fusion=fusion).eval()
+    with torch.no_grad():
+        for parameter in encoder.parameters():  # the gates' output layers start at zero
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    h_id, h_graph = torch.randn(5, 16), torch.randn(5, 16)
+    fused = encoder.inference_fusion()(h_id, h_graph)
+    torch.testing.assert_close(fused, encoder.fuse(h_id, h_graph), atol=1e-6, rtol=1e-5)
+    if fusion != "add":  # the views are told apart
+        assert not torch.allclose(fused, encoder.fuse(h_graph, h_id))
+
+
 def test_shared_transformer_is_one_module():
     enc = encoder(share_transformer=True)
     assert enc.graph_transformer is enc.id_transformer
