@@ -180,10 +180,11 @@ def core_count(cores: str) -> int:
 
 @contextlib.contextmanager
 def serve(args: argparse.Namespace, batching: bool, log_path: Path, root: Path = ROOT,
-          ) -> Iterator[tuple[str, int]]:
+          settings: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
     """The service of the source tree ``root`` under uvicorn on a free port, pinned to the server
-    cores, with a Redis key prefix of its own (deleted afterwards); yields the base URL and the
-    server's pid once ``/readyz`` answers 200."""
+    cores, with a Redis key prefix of its own (deleted afterwards) and ``settings`` (environment
+    variables) over the benchmark's own; yields the base URL and the server's pid once
+    ``/readyz`` answers 200."""
     import httpx
 
     port = free_port()
@@ -195,7 +196,7 @@ def serve(args: argparse.Namespace, batching: bool, log_path: Path, root: Path =
            "BATCHING": str(batching).lower(), "BATCH_MAX_SIZE": str(args.batch_max_size),
            "BATCH_MAX_WAIT_S": str(args.batch_max_wait_s), "INDEX_TYPE": args.index_type,
            "IVF_NLIST": str(args.ivf_nlist), "IVF_NPROBE": str(args.ivf_nprobe),
-           "AUTO_PUBLISH": "true", "LOG_LEVEL": "warning"}
+           "AUTO_PUBLISH": "true", "LOG_LEVEL": "warning", **(settings or {})}
     command = pinned([sys.executable, "-m", "uvicorn", "service.main:create_app", "--factory",
                       "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
                       "--log-level", "warning", "--loop", args.loop, "--http", args.http],

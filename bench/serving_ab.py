@@ -10,6 +10,7 @@ locust run; the report lists every run, each side's median and how many pairs B 
     python -m bench.serving_ab --a /tmp/base --b . --users 64 --rounds 6 --duration 20
     python -m bench.serving_ab --a /tmp/base --b . --trivial     # the web stack alone
     python -m bench.serving_ab --a /tmp/base --b . --rate 450    # p99 at a fixed rate
+    python -m bench.serving_ab --a . --b . --b-set BATCH_MAX_WAIT_S=0.003 --rate 450  # a setting
 
 ``--rate`` replaces users sending back to back by a fixed total rate of Poisson arrivals over
 ``--half-peak-users`` users, as the ``half`` part of ``bench.serving`` runs it: the comparison of
@@ -69,7 +70,9 @@ def compare(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def markdown(payload: dict[str, Any]) -> str:
     summary = payload["summary"]
     lines = ["# Serving A/B", "", f"`{payload['command']}`", "",
-             f"A: `{payload['a']}`, B: `{payload['b']}`; {payload['users']} users, "
+             f"A: `{payload['a']}`, B: `{payload['b']}`"
+             + "".join(f" {name}={value}" for name, value in payload.get("b_settings", {}).items())
+             + f"; {payload['users']} users, "
              f"{payload['load']}, {payload['duration']:g} s measured per run after "
              f"{payload['warmup']:g} s of warm-up. Machine: {payload['machine'].get('cpu', '?')}.",
              "", "| run | side | requests/s | p50 ms | p99 ms | errors |",
@@ -99,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=6, help="A/B pairs")
     parser.add_argument("--trivial", action="store_true",
                         help="load the trivial endpoint instead of the /recommend mix")
+    parser.add_argument("--b-set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting (environment variable) of side B's server; repeatable")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="total requests/s, Poisson arrivals over --half-peak-users users "
                              "(0: --users sending back to back)")
@@ -108,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.server_threads:
         args.server_threads = core_count(args.server_cores)
     args.artifact_dir = args.artifact_dir.resolve()  # both trees serve the same artifact
+    b_settings = dict(setting.split("=", 1) for setting in args.b_set)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     ensure_artifact(args)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -119,14 +125,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     runs = []
     for index, side in enumerate(run_order(args.rounds)):
         root = (args.a if side == "a" else args.b).resolve()
-        with serve(args, True, args.work / f"server-{side}.log", root=root) as (url, pid):
+        with serve(args, True, args.work / f"server-{side}.log", root=root,
+                   settings=b_settings if side == "b" else None) as (url, pid):
             record = run_locust(args, url, pid, users, f"{side}-{index}", load,
                                 args.warmup + args.duration)
         runs.append({"side": side, **{key: record[key] for key in
                                       ("rps", "p50_ms", "p99_ms", "errors", "requests")}})
         log.info("run %d, %s (%s): %.0f requests/s", index, side.upper(), root, record["rps"])
     target = "trivial endpoint" if args.trivial else "the /recommend mix"
-    payload = {"a": str(args.a), "b": str(args.b), "users": users,
+    payload = {"a": str(args.a), "b": str(args.b), "b_settings": b_settings, "users": users,
                "load": f"{target} at {args.rate:g} requests/s (Poisson)" if args.rate else target,
                "duration": args.duration, "warmup": args.warmup,
                "command": "python -m bench.serving_ab " + " ".join(

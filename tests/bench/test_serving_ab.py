@@ -39,8 +39,9 @@ def test_compare_counts_the_pairs_in_which_b_had_the_lower_p99():
     assert compare(runs)["b_lower_p99"] == 1
 
 
-@pytest.mark.parametrize("load", [[], ["--rate", "20", "--half-peak-users", "2"]],
-                         ids=["back-to-back", "fixed-rate"])
+@pytest.mark.parametrize("load", [
+    [], ["--rate", "20", "--half-peak-users", "2", "--b-set", "BATCH_MAX_WAIT_S=0.002"]],
+    ids=["back-to-back", "fixed-rate-and-a-setting"])
 def test_a_tree_against_itself_end_to_end(tmp_path, tiny_serving_inputs, redis_url, load):
     artifacts, sessions = tiny_serving_inputs
     results = tmp_path / "results"
@@ -55,3 +56,16 @@ def test_a_tree_against_itself_end_to_end(tmp_path, tiny_serving_inputs, redis_u
     assert payload["summary"]["errors"] == 0 and payload["summary"]["pairs"] == 1
     assert "B / A" in (results / "serving_ab.md").read_text()
     assert ("Poisson" in payload["load"]) == bool(load)
+    assert payload["b_settings"] == ({"BATCH_MAX_WAIT_S": "0.002"} if load else {})
+
+
+def test_side_b_gets_its_settings(tmp_path, tiny_serving_inputs, redis_url):
+    artifacts, sessions = tiny_serving_inputs
+    with pytest.raises(RuntimeError, match="the server exited"):  # B's setting is invalid
+        main(["--a", str(ROOT), "--b", str(ROOT), "--rounds", "1", "--users", "2",
+              "--b-set", "BATCH_MAX_WAIT_S=-1",
+              "--artifact-dir", str(artifacts), "--name", "tiny", "--data", str(sessions),
+              "--duration", "1", "--warmup", "0", "--server-cores", "", "--client-cores", "",
+              "--k", "5", "--redis-url", redis_url, "--results", str(tmp_path / "results"),
+              "--work", str(tmp_path / "work")])
+    assert b"batch_max_wait_s" in (tmp_path / "work" / "server-b.log").read_bytes().lower()
