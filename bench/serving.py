@@ -211,7 +211,9 @@ def serve(args: argparse.Namespace, batching: bool, log_path: Path, root: Path =
             if process.poll() is not None:
                 raise RuntimeError(f"the server exited ({process.returncode}); see {log_path}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                readiness = httpx.get(f"{url}/readyz", timeout=2)
+                if readiness.status_code == 200:
+                    log.info("server ready: %s", readiness.json())
                     break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the server was not ready in {args.start_timeout} s")

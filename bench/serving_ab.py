@@ -62,6 +62,9 @@ def compare(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "ratio_b_over_a": (medians["b"] / medians["a"]) if medians["a"] and medians["b"] else None,
         "median_p99_ms_a": statistics.median(p99["a"]) if p99["a"] else None,
         "median_p99_ms_b": statistics.median(p99["b"]) if p99["b"] else None,
+        **{f"median_server_cpu_ms_{side}": _median([run.get("server_cpu_ms_per_request")
+                                                    for run in runs if run["side"] == side])
+           for side in SIDES},
         "pairs": len(pairs), "b_wins": b_wins, "b_lower_p99": b_lower_p99,
         "errors": sum(run["errors"] for run in runs),
     }
@@ -75,23 +78,31 @@ def markdown(payload: dict[str, Any]) -> str:
              + f"; {payload['users']} users, "
              f"{payload['load']}, {payload['duration']:g} s measured per run after "
              f"{payload['warmup']:g} s of warm-up. Machine: {payload['machine'].get('cpu', '?')}.",
-             "", "| run | side | requests/s | p50 ms | p99 ms | errors |",
-             "|---|---|---|---|---|---|"]
+             "", "| run | side | requests/s | p50 ms | p99 ms | server CPU ms / request | errors |",
+             "|---|---|---|---|---|---|---|"]
     for index, run in enumerate(payload["runs"]):
         lines.append(f"| {index} | {run['side'].upper()} | {run['rps']:.0f} | "
-                     f"{_ms(run['p50_ms'])} | {_ms(run['p99_ms'])} | {run['errors']} |")
+                     f"{_ms(run['p50_ms'])} | {_ms(run['p99_ms'])} | "
+                     f"{_ms(run.get('server_cpu_ms_per_request'), 3)} | {run['errors']} |")
     ratio = summary["ratio_b_over_a"]
     lines += ["", f"Median requests/s: A {summary['median_rps_a']:.0f}, "
               f"B {summary['median_rps_b']:.0f}; B / A **{ratio:.3f}**; B faster in "
               f"{summary['b_wins']} of {summary['pairs']} pairs; {summary['errors']} errors.",
               "", f"Median p99: A {_ms(summary['median_p99_ms_a'])} ms, "
               f"B {_ms(summary['median_p99_ms_b'])} ms; B lower in "
-              f"{summary.get('b_lower_p99', 0)} of {summary['pairs']} pairs.", ""]
+              f"{summary.get('b_lower_p99', 0)} of {summary['pairs']} pairs. Median server CPU "
+              f"per request: A {_ms(summary.get('median_server_cpu_ms_a'), 3)} ms, "
+              f"B {_ms(summary.get('median_server_cpu_ms_b'), 3)} ms.", ""]
     return "\n".join(lines)
 
 
-def _ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f}"
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return statistics.median(present) if present else None
+
+
+def _ms(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -130,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             record = run_locust(args, url, pid, users, f"{side}-{index}", load,
                                 args.warmup + args.duration)
         runs.append({"side": side, **{key: record[key] for key in
-                                      ("rps", "p50_ms", "p99_ms", "errors", "requests")}})
+                                      ("rps", "p50_ms", "p99_ms", "errors", "requests",
+                                       "server_cpu_ms_per_request")}})
         log.info("run %d, %s (%s): %.0f requests/s", index, side.upper(), root, record["rps"])
     target = "trivial endpoint" if args.trivial else "the /recommend mix"
     payload = {"a": str(args.a), "b": str(args.b), "b_settings": b_settings, "users": users,

@@ -25,61 +25,65 @@ import numpy as np
 #: Batch sizes compared; a micro-batch holds at most ``BATCH_MAX_SIZE`` (32 by default) queries.
 SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 SAMPLE_ROWS = 16384  # rows of the table timed (8 MiB at D = 128)
-NEVER = 1 << 30  # a threshold no batch reaches: the one-query kernel always
+NEVER = 2**31 - 1  # faiss's threshold is a C int: no batch reaches this, one by one always
 
 
-def blas_min_queries(vectors: np.ndarray, k: int = 20, repeats: int = 5) -> int:
+def blas_min_queries(vectors: np.ndarray, k: int = 20, repeats: int = 7) -> int:
     """The fewest queries from which the BLAS kernel searches ``vectors [N, D]`` faster than the
-    one-query kernel, at that size and at every larger size of :data:`SIZES` (``SIZES[-1] + 1``
-    when it is slower even at the largest). Queries are rows of the table; each size is timed
-    ``repeats`` times per kernel, the kernels alternating, and the medians compared."""
+    one-query kernel on this machine (:func:`crossover` of their measured costs).
+
+    Each batch size of :data:`SIZES` (queries are rows of the table) is searched ``repeats``
+    times by each kernel, the kernels taking turns, and the fastest time of each is kept: the
+    minimum is what the kernel costs, the rest is other work of a shared machine."""
     rows = np.ascontiguousarray(vectors[:SAMPLE_ROWS], dtype=np.float32)  # [S, D]
-    width = rows.shape[1]
-    index = faiss.IndexFlatIP(width)
+    index = faiss.IndexFlatIP(rows.shape[1])
     index.add(rows)
     step = max(1, len(rows) // SIZES[-1])
     queries = np.ascontiguousarray(rows[::step][:SIZES[-1]])  # [<= 32, D]
+    sizes = [size for size in SIZES if size <= len(queries)]
     k = min(k, len(rows))
     saved = faiss.cvar.distance_compute_blas_threshold
-    blas_faster = []
+    one_by_one, blas = [], []
     try:
-        for size in SIZES:
-            batch = queries[:size]
-            if len(batch) < size:
-                break
-            one_by_one, blas = _medians(
-                [lambda: _set_threshold(NEVER), lambda: _set_threshold(1)],
-                functools.partial(index.search, batch, k), repeats)
-            blas_faster.append(blas < one_by_one)
+        for size in sizes:
+            fastest = _fastest([lambda: _set_threshold(NEVER), lambda: _set_threshold(1)],
+                               functools.partial(index.search, queries[:size], k), repeats)
+            one_by_one.append(fastest[0])
+            blas.append(fastest[1])
     finally:
         faiss.cvar.distance_compute_blas_threshold = saved
-    return crossover(SIZES[:len(blas_faster)], blas_faster)
+    return crossover(sizes, one_by_one, blas)
 
 
-def crossover(sizes: Sequence[int], blas_faster: Sequence[bool]) -> int:
-    """The smallest of ``sizes`` (ascending) from which BLAS was faster at every size measured,
-    ``sizes[-1] + 1`` when it lost at the largest."""
-    threshold = sizes[-1] + 1
-    for size, faster in zip(reversed(sizes), reversed(blas_faster), strict=True):
-        if not faster:
-            break
-        threshold = size
-    return threshold
+def crossover(sizes: Sequence[int], one_by_one_s: Sequence[float], blas_s: Sequence[float],
+              ) -> int:
+    """The smallest batch size at which BLAS is cheaper, from costs measured at ``sizes``.
+
+    The one-query kernel costs ``a·B`` for ``B`` queries and the BLAS kernel ``c + e·B`` (the
+    packing of the table, then the product); both lines are fitted by least squares, so one
+    noisy size does not move the answer much, and BLAS wins from ``B > c / (a - e)``.
+    :data:`NEVER` when its cost per query is not lower."""
+    size = np.asarray(sizes, dtype=np.float64)
+    per_query = float(np.dot(size, one_by_one_s) / np.dot(size, size))  # a
+    slope, fixed = np.polyfit(size, np.asarray(blas_s, dtype=np.float64), 1)  # e, c
+    if per_query <= slope:
+        return NEVER
+    return int(min(np.floor(max(fixed, 0.0) / (per_query - slope)) + 1, NEVER))
 
 
 def use_blas_from(min_queries: int, width: int) -> None:
     """Make flat searches of at least ``min_queries`` queries of width ``width`` use BLAS
     (process-wide: faiss has one setting for every index)."""
-    faiss.cvar.distance_compute_blas_threshold = max(1, min_queries) * width
+    faiss.cvar.distance_compute_blas_threshold = min(max(1, min_queries) * width, NEVER)
 
 
 def _set_threshold(value: int) -> None:
     faiss.cvar.distance_compute_blas_threshold = value
 
 
-def _medians(setups: list[Callable[[], None]], run: Callable[[], object], repeats: int,
+def _fastest(setups: list[Callable[[], None]], run: Callable[[], object], repeats: int,
              ) -> list[float]:
-    """Median seconds of ``run`` after each setup, the setups taking turns (one warm-up each)."""
+    """Fewest seconds of ``run`` after each setup, the setups taking turns (one warm-up each)."""
     times: list[list[float]] = [[] for _ in setups]
     for attempt in range(repeats + 1):
         for setup, measured in zip(setups, times, strict=True):
@@ -88,4 +92,4 @@ def _medians(setups: list[Callable[[], None]], run: Callable[[], object], repeat
             run()
             if attempt:  # the first round warms caches and allocations
                 measured.append(time.perf_counter() - start)
-    return [float(np.median(measured)) for measured in times]
+    return [min(measured) for measured in times]

@@ -31,6 +31,7 @@ def test_compare_takes_medians_and_counts_the_pairs_b_won():
     assert summary["pairs"] == 3 and summary["b_wins"] == 2
     assert summary["median_p99_ms_b"] == 5.0 and summary["errors"] == 1
     assert summary["b_lower_p99"] == 0
+    assert summary["median_server_cpu_ms_a"] is None  # the runs above did not measure it
 
 
 def test_compare_counts_the_pairs_in_which_b_had_the_lower_p99():
@@ -52,7 +53,8 @@ def test_a_tree_against_itself_end_to_end(tmp_path, tiny_serving_inputs, redis_u
           "--work", str(tmp_path / "work")])
     payload = json.loads((results / "serving_ab.json").read_text())
     assert [r["side"] for r in payload["runs"]] == ["a", "b"]
-    assert all(r["rps"] > 0 for r in payload["runs"])
+    assert all(r["rps"] > 0 and r["server_cpu_ms_per_request"] > 0 for r in payload["runs"])
+    assert payload["summary"]["median_server_cpu_ms_b"] > 0
     assert payload["summary"]["errors"] == 0 and payload["summary"]["pairs"] == 1
     assert "B / A" in (results / "serving_ab.md").read_text()
     assert ("Poisson" in payload["load"]) == bool(load)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from service.flat_search import SIZES, blas_min_queries, crossover, use_blas_from
+from service.flat_search import NEVER, SIZES, blas_min_queries, crossover, use_blas_from
 from service.state import IndexSpec, build_state
 
 CPU = torch.device("cpu")
@@ -21,15 +21,32 @@ def blas_setting():
     faiss.cvar.distance_compute_blas_threshold = saved
 
 
-@pytest.mark.parametrize(("faster", "threshold"), [
-    ([False, False, False, True, True], 4),
-    ([False, True, False, False, True], 5),  # a win before a loss does not count
-    ([True, True, True, True, True], 1),
-    ([False, False, False, False, False], 6),  # never: beyond the largest size
-    ([True, True, True, True, False], 6),
+SIZES_MEASURED = [1, 2, 4, 8, 16, 32]
+
+
+def costs(per_query: float, fixed: float, blas_per_query: float, noise: float = 0.0):
+    rng = np.random.default_rng(0)
+    one = [per_query * size * (1 + noise * rng.standard_normal()) for size in SIZES_MEASURED]
+    blas = [(fixed + blas_per_query * size) * (1 + noise * rng.standard_normal())
+            for size in SIZES_MEASURED]
+    return one, blas
+
+
+@pytest.mark.parametrize(("per_query", "fixed", "blas_per_query", "threshold"), [
+    (0.09, 0.42, 0.045, 10),  # session 8's AMD host: 0.42 / 0.045 = 9.3
+    (0.30, 0.40, 0.05, 2),  # a slow one-query kernel: 0.40 / 0.25 = 1.6
+    (0.10, 0.41, 0.05, 9),  # 8.2: at 8 queries BLAS is still dearer
+    (0.10, 0.0, 0.05, 1),
+    (0.04, 0.40, 0.05, NEVER),  # BLAS is dearer per query
 ])
-def test_crossover_is_where_blas_starts_winning_for_good(faster, threshold):
-    assert crossover([1, 2, 3, 4, 5], faster) == threshold
+def test_crossover_of_the_fitted_costs(per_query, fixed, blas_per_query, threshold):
+    one, blas = costs(per_query, fixed, blas_per_query)
+    assert crossover(SIZES_MEASURED, one, blas) == threshold
+
+
+def test_crossover_moves_little_with_noisy_measurements():
+    one, blas = costs(0.09, 0.42, 0.045, noise=0.1)
+    assert 7 <= crossover(SIZES_MEASURED, one, blas) <= 12
 
 
 def test_both_kernels_give_the_same_top_k(blas_setting):
@@ -51,7 +68,7 @@ def test_measuring_leaves_the_setting_as_it_was(blas_setting):
     faiss.cvar.distance_compute_blas_threshold = 12345
     rng = np.random.default_rng(1)
     found = blas_min_queries(rng.standard_normal((3000, 32), dtype=np.float32), repeats=2)
-    assert found in (*SIZES, SIZES[-1] + 1)
+    assert found == NEVER or 1 <= found <= 10 * SIZES[-1]
     assert faiss.cvar.distance_compute_blas_threshold == 12345
 
 
@@ -68,5 +85,6 @@ def test_the_served_state_uses_the_configured_or_measured_size(versions, blas_se
     assert configured.blas_min_queries == 5
     assert faiss.cvar.distance_compute_blas_threshold == 5 * width
     measured = build_state(artifact, "t", CPU, "off", index_spec=IndexSpec(index_type))
-    assert measured.blas_min_queries in (*SIZES, SIZES[-1] + 1)
-    assert faiss.cvar.distance_compute_blas_threshold == measured.blas_min_queries * width
+    assert measured.blas_min_queries >= 1
+    assert faiss.cvar.distance_compute_blas_threshold == min(measured.blas_min_queries * width,
+                                                             NEVER)

@@ -66,6 +66,7 @@ def test_the_service_serves_from_the_index_the_settings_name(make_settings, redi
         with TestClient(create_app(settings)) as client:
             ready = client.get("/readyz").json()
             assert ready["index"] == {"exact": "faiss-cpu", "ivf": "faiss-cpu-ivf"}[index_type]
+            assert (ready["blas_min_queries"] is None) == (index_type == "ivf")
             answers[index_type] = client.post("/recommend", json=session).json()["items"]
             item = versions[0].item_ids[5]
             assert len(client.get(f"/items/{item}/similar?k=3").json()["items"]) == 3

@@ -25,6 +25,9 @@ class Readiness(BaseModel):
                                        "answers come from the in-process copy, sessions fail")
     model_version: str | None
     index: str | None
+    blas_min_queries: int | None = Field(
+        description="Exact CPU index: batches of at least this many queries are searched with "
+                    "one BLAS product (BLAS_MIN_QUERIES, or measured when the version loaded)")
     device: str
     reasons: list[str]
 
@@ -51,8 +54,10 @@ def readyz(runtime: RuntimeDep) -> Response:
     ready = state is not None and (problem is None or covered)
     body = Readiness(ready=ready, degraded=ready and problem is not None,
                      model_version=None if state is None else state.version,
-                     index=None if state is None else state.index_kind, device=str(runtime.device),
-                     reasons=reasons)
+                     index=None if state is None else state.index_kind,
+                     blas_min_queries=state.blas_min_queries if state is not None
+                     and state.blas_min_queries else None,
+                     device=str(runtime.device), reasons=reasons)
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
 
