@@ -9,13 +9,16 @@ took 0.69 ms with BLAS against 0.27 ms one by one (Beauty's 12,101 items, D = 12
 faiss's own default (128,000 / D queries) keeps every micro-batch on the one-query kernel.
 
 Both kernels cost time linear in the table's rows, so their crossover hardly depends on the
-catalog's size: it is measured once per version on a sample of the rows
-(:func:`blas_min_queries`), with the threads the searches will use.
+catalog: it is measured once per process, when the first version loads and before any request is
+served (:func:`measured_blas_min_queries`), on a sample of its rows with the threads the searches
+will use. Measuring flips faiss's one process-wide setting, so it never happens while another
+thread may search: a later version reuses the number.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -26,6 +29,20 @@ import numpy as np
 SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 SAMPLE_ROWS = 16384  # rows of the table timed (8 MiB at D = 128)
 NEVER = 2**31 - 1  # faiss's threshold is a C int: no batch reaches this, one by one always
+
+
+_measured: int | None = None
+_measuring = threading.Lock()
+
+
+def measured_blas_min_queries(vectors: np.ndarray) -> int:
+    """:func:`blas_min_queries` of the first table this process asked about (see the module
+    docstring), the same number for every later call."""
+    global _measured
+    with _measuring:
+        if _measured is None:
+            _measured = blas_min_queries(vectors)
+        return _measured
 
 
 def blas_min_queries(vectors: np.ndarray, k: int = 20, repeats: int = 7) -> int:

@@ -17,7 +17,7 @@ import torch
 
 from model.artifact import Artifact
 from service.encoding import QueryEncoder
-from service.flat_search import blas_min_queries, use_blas_from
+from service.flat_search import measured_blas_min_queries, use_blas_from
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def build_state(artifact: Artifact, name: str, device: torch.device,
     the artifact's graph rows in process when they take at most ``local_copy_max_bytes``;
     searches use ``search_threads`` OpenMP threads (0: the library's default). An exact CPU
     index gets the batch size from which its searches use BLAS: ``index_spec.blas_min_queries``,
-    or measured on this machine when that is 0 (:mod:`service.flat_search`)."""
+    or measured on this machine (once per process) when that is 0 (:mod:`service.flat_search`)."""
     spec = index_spec or IndexSpec()
     if search_threads:
         faiss.omp_set_num_threads(search_threads)  # this thread's: build and measure as served
@@ -79,7 +79,7 @@ def build_state(artifact: Artifact, name: str, device: torch.device,
     index, kind, resources = build_index(vectors, device, faiss_gpu, spec)
     blas_from = 0
     if kind == "faiss-cpu":
-        blas_from = spec.blas_min_queries or blas_min_queries(vectors)
+        blas_from = spec.blas_min_queries or measured_blas_min_queries(vectors)
         use_blas_from(blas_from, vectors.shape[1])
     popularity = np.asarray(artifact.popularity)
     popular = np.argsort(-popularity[1:], kind="stable") + 1

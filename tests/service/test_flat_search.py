@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from service import flat_search
 from service.flat_search import NEVER, SIZES, blas_min_queries, crossover, use_blas_from
 from service.state import IndexSpec, build_state
 
@@ -88,3 +89,20 @@ def test_the_served_state_uses_the_configured_or_measured_size(versions, blas_se
     assert measured.blas_min_queries >= 1
     assert faiss.cvar.distance_compute_blas_threshold == min(measured.blas_min_queries * width,
                                                              NEVER)
+
+
+def test_the_crossover_is_measured_once_per_process(versions, blas_setting, monkeypatch):
+    """Measuring flips faiss's process-wide setting: a version loaded while another one serves
+    must not, or concurrent searches of the served one switch kernels (and scores' rounding)."""
+    calls = []
+
+    def counted(vectors):
+        calls.append(len(vectors))
+        return real(vectors)
+
+    real = flat_search.blas_min_queries
+    monkeypatch.setattr(flat_search, "_measured", None)
+    monkeypatch.setattr(flat_search, "blas_min_queries", counted)
+    first, second = (build_state(version, "t", CPU, "off") for version in versions)
+    assert len(calls) == 1
+    assert first.blas_min_queries == second.blas_min_queries >= 1
