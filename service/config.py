@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     session_ttl_s: int = Field(default=24 * 3600, ge=1, description="after the last append")
     max_events_per_append: int = Field(default=100, ge=1)
 
+    opentelemetry: bool = Field(
+        default=False, description="FastAPI's own OpenTelemetry spans and metrics per request "
+                                   "(with a configured provider); off: /metrics is Prometheus")
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "info"

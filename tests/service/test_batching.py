@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import threading
 
+import anyio.to_thread
 import httpx
 import numpy as np
 import pytest
@@ -388,3 +390,38 @@ def test_concurrent_sessions_and_items_share_batches(versions, store):
     assert all(version == versions[0].version for version, _ in answers)
     assert {Query, SimilarQuery} in kinds_per_batch
     assert len(kinds_per_batch) < len(answers)
+
+
+def test_batches_run_in_their_own_thread_even_when_the_shared_pool_is_full(versions, store):
+    """Batches run one at a time in one thread of the answerer's own, not in anyio's pool,
+    which sync endpoints (``POST /recommend/batch``) can fill: with every token of that pool
+    held, batches are still answered, all by the same thread."""
+    state = build_state(versions[0], NAME, torch.device("cpu"), "off",
+                        local_copy_max_bytes=2**30)
+    threads = []
+
+    def recording(state, queries):
+        threads.append(threading.current_thread())
+        return answer_batch(state, store, queries)
+
+    async def main():
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        held = [object() for _ in range(int(limiter.total_tokens))]
+        for borrower in held:  # as sync endpoints in flight would
+            await limiter.acquire_on_behalf_of(borrower)
+        batcher = BatchedAnswerer(lambda: state, recording, max_batch_size=4, max_wait_s=0.005)
+        batcher.start()
+        try:
+            ids = versions[0].item_ids
+            with anyio.fail_after(10):
+                return await asyncio.gather(*(batcher(Query(ids[i:i + 3], 4))
+                                              for i in range(1, 13)))
+        finally:
+            await batcher.aclose()
+            for borrower in held:
+                limiter.release_on_behalf_of(borrower)
+
+    answers = asyncio.run(main())
+    assert len(answers) == 12 and len(threads) >= 3  # batched, and every batch answered
+    assert len(set(threads)) == 1 and threads[0] is not threading.main_thread()
+    assert threads[0].name.startswith("batch")
