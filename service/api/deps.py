@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.batching import Recommender, SimilarFinder
+from service.batching import SimilarFinder
 from service.config import Settings
 from service.runtime import Runtime
 from service.sessions import SessionStore
@@ -64,15 +64,6 @@ async def get_sessions(request: Request) -> SessionStore:
 
 
 SessionsDep = Annotated[SessionStore, Depends(get_sessions)]
-
-
-async def get_recommender(request: Request) -> Recommender:
-    """``POST /recommend``'s answerer: micro-batched or direct (``BATCHING``)."""
-    recommender: Recommender = request.app.state.recommender
-    return recommender
-
-
-RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
 
 
 async def get_similar_finder(request: Request) -> SimilarFinder:

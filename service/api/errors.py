@@ -31,6 +31,18 @@ class ErrorMessage(BaseModel):
     detail: str
 
 
+class InvalidField(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class InvalidRequest(BaseModel):
+    """A 422: what is wrong, and where (``loc``, e.g. ``["body", "session", 0]``)."""
+
+    detail: list[InvalidField]
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route may answer (for ``responses=``)."""
     text = {
@@ -40,10 +52,12 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "Unknown item (not in the served model) or resource",
         409: "The version's state forbids it",
         413: "Request body over MAX_BODY_BYTES",
+        422: "Invalid request: malformed JSON, a wrong type, or a value outside a limit",
         429: "Per-client concurrency or rate limit; retry after Retry-After seconds",
         503: "Redis or the model is unavailable; retry after Retry-After seconds",
     }
-    return {code: {"model": ErrorMessage, "description": text[code]} for code in codes}
+    return {code: {"model": InvalidRequest if code == 422 else ErrorMessage,
+                   "description": text[code]} for code in codes}
 
 
 def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:

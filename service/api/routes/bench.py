@@ -8,17 +8,17 @@ the OpenAPI schema and not registered by default.
 
 from __future__ import annotations
 
-import uuid
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
-from fastapi import APIRouter
-
-from service.api.deps import SettingsDep
+from service.api.json_body import json_answer, read_json_body
 from service.api.routes.recommend import (
     RecommendRequest,
     RecommendResponse,
-    ScoredItem,
     checked_query,
+    recommend_payload,
 )
+from service.recommender import Result
 
 router = APIRouter(prefix="/bench", include_in_schema=False)
 
@@ -26,10 +26,9 @@ FIXED = [(f"trivial-{i}", float(100 - i)) for i in range(100)]
 
 
 @router.post("/trivial", response_model=RecommendResponse)
-async def trivial(body: RecommendRequest, settings: SettingsDep) -> RecommendResponse:
-    """The first ``k`` of a fixed list, after the same checks as ``POST /recommend``."""
-    query = checked_query(body, settings, ("body",))
-    return RecommendResponse(
-        items=[ScoredItem(item=item, score=score) for item, score in FIXED[:query.k]],
-        model_version="trivial", strategy="popular", ignored_items=[],
-        recommendation_id=str(uuid.uuid4()))
+async def trivial(request: Request) -> Response:
+    """The first ``k`` of a fixed list, after the same reading and checks as ``POST
+    /recommend``, answered the same way."""
+    body = await read_json_body(request, RecommendRequest)
+    query = checked_query(body, request.app.state.settings, ("body",))
+    return json_answer(recommend_payload(Result(FIXED[:query.k], "popular"), "trivial"))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -18,8 +19,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from service import metrics
-from service.api.deps import RecommenderDep, SettingsDep, StateDep, StoreDep
+from service.api.deps import SettingsDep, StateDep, StoreDep
 from service.api.errors import error_responses, limit_error
+from service.api.json_body import documented_body, json_answer, read_json_body
+from service.batching import Recommender
 from service.config import Settings
 from service.recommender import Query, Result, recommend
 
@@ -83,14 +86,17 @@ class BatchResponse(BaseModel):
     model_version: str
 
 
-@router.post("", response_model=RecommendResponse)
-async def recommend_one(body: RecommendRequest, recommender: RecommenderDep,
-                        settings: SettingsDep) -> RecommendResponse:
+@router.post("", response_model=RecommendResponse, openapi_extra=documented_body(RecommendRequest),
+             responses=error_responses(422))
+async def recommend_one(request: Request) -> Response:
     """Next items for one session (the model, or the popularity fallback). Concurrent calls are
     answered together in micro-batches (``BATCHING``), each by one model version."""
-    query = checked_query(body, settings, ("body",))
+    body = await read_json_body(request, RecommendRequest)  # the hot path: see json_body
+    query = checked_query(body, request.app.state.settings, ("body",))
+    recommender: Recommender = request.app.state.recommender
     version, result = await recommender(query)
-    return recommend_response(result, version)
+    count_recommendation(result)
+    return json_answer(recommend_payload(result, version))
 
 
 @router.post("/batch", response_model=BatchResponse)
@@ -131,9 +137,17 @@ def check_k(k: int, loc: tuple[str | int, ...], settings: Settings) -> None:
 
 def recommend_response(result: Result, version: str) -> RecommendResponse:
     """The response body of one answered session (counted in the metrics)."""
+    count_recommendation(result)
+    return RecommendResponse.model_validate(recommend_payload(result, version))
+
+
+def recommend_payload(result: Result, version: str) -> dict[str, Any]:
+    """:class:`RecommendResponse` of one answered session as plain JSON values."""
+    return {"items": [{"item": item, "score": score} for item, score in result.items],
+            "model_version": version, "strategy": result.strategy,
+            "ignored_items": list(result.ignored), "recommendation_id": str(uuid.uuid4())}
+
+
+def count_recommendation(result: Result) -> None:
     metrics.RECOMMENDATIONS.labels(result.strategy).inc()
     metrics.IGNORED_ITEMS.inc(len(result.ignored))
-    return RecommendResponse(
-        items=[ScoredItem(item=item, score=score) for item, score in result.items],
-        model_version=version, strategy=result.strategy, ignored_items=result.ignored,
-        recommendation_id=str(uuid.uuid4()))
