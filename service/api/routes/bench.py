@@ -9,9 +9,9 @@ the OpenAPI schema and not registered by default.
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
-from service.api.json_body import json_answer, read_json_body
+from service.api.json_body import read_json_body
 from service.api.routes.recommend import (
     RecommendRequest,
     RecommendResponse,
@@ -31,4 +31,4 @@ async def trivial(request: Request) -> Response:
     /recommend``, answered the same way."""
     body = await read_json_body(request, RecommendRequest)
     query = checked_query(body, request.app.state.settings, ("body",))
-    return json_answer(recommend_payload(Result(FIXED[:query.k], "popular"), "trivial"))
+    return JSONResponse(recommend_payload(Result(FIXED[:query.k], "popular"), "trivial"))

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -21,7 +21,7 @@ from pydantic_core import PydanticCustomError
 from service import metrics
 from service.api.deps import SettingsDep, StateDep, StoreDep
 from service.api.errors import error_responses, limit_error
-from service.api.json_body import documented_body, json_answer, read_json_body
+from service.api.json_body import documented_body, read_json_body
 from service.batching import Recommender
 from service.config import Settings
 from service.recommender import Query, Result, recommend
@@ -96,7 +96,7 @@ async def recommend_one(request: Request) -> Response:
     recommender: Recommender = request.app.state.recommender
     version, result = await recommender(query)
     count_recommendation(result)
-    return json_answer(recommend_payload(result, version))
+    return JSONResponse(recommend_payload(result, version))
 
 
 @router.post("/batch", response_model=BatchResponse)
