@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.batching import SimilarFinder
+from service.batching import Recommender, SimilarFinder
 from service.config import Settings
 from service.runtime import Runtime
 from service.sessions import SessionStore
@@ -73,3 +73,13 @@ async def get_similar_finder(request: Request) -> SimilarFinder:
 
 
 SimilarFinderDep = Annotated[SimilarFinder, Depends(get_similar_finder)]
+
+
+async def get_recommender(request: Request) -> Recommender:
+    """``POST /recommend``'s answerer (micro-batched or direct), shared by the stored sessions'
+    ``GET /sessions/{id}/recommendations``."""
+    recommender: Recommender = request.app.state.recommender
+    return recommender
+
+
+RecommenderDep = Annotated[Recommender, Depends(get_recommender)]

@@ -338,6 +338,38 @@ def test_concurrent_similar_requests_are_batched_and_answered_as_alone(
     assert batches < len(paths)  # and requests were batched
 
 
+def test_stored_sessions_are_answered_in_the_same_batches(make_settings, redis_url, prefix,
+                                                         store, versions):
+    """``GET /sessions/{id}/recommendations`` goes through the batcher too: concurrent reads of
+    stored sessions share batches, and each answer equals ``POST /recommend`` on the same
+    items."""
+    publish_version(store, versions[0], NAME)
+    bodies = [body for body in bodies_of(versions, 24) if body["session"]]
+    settings = make_settings(redis_url=redis_url, key_prefix=prefix, max_concurrent_per_client=0,
+                             batch_max_size=4, batch_max_wait_s=0.01)
+    with LiveServer(create_app(settings)) as live, httpx.Client(base_url=live.url,
+                                                               timeout=30) as client:
+        for n, body in enumerate(bodies):
+            events = [{"item": item} for item in body["session"]]
+            assert client.post(f"/sessions/visit-{n}/events",
+                               json={"events": events}).status_code == 200
+        reference = [client.post("/recommend", json=body).json() for body in bodies]
+        before = batch_sizes()
+        responses = get_concurrently(live.url, [f"/sessions/visit-{n}/recommendations?k={b['k']}"
+                                                for n, b in enumerate(bodies)])
+    batches, requests, small = (now - then for now, then in zip(batch_sizes(), before,
+                                                                  strict=True))
+    for n, (response, expected) in enumerate(zip(responses, reference, strict=True)):
+        assert response.status_code == 200
+        answer = response.json()
+        assert answer["session_id"] == f"visit-{n}"
+        assert answer["model_version"] == expected["model_version"]
+        assert_same_ranking(answer["items"], expected["items"])
+    assert requests == len(bodies)
+    assert small == batches  # no batch above BATCH_MAX_SIZE
+    assert batches < len(bodies)  # and requests were batched
+
+
 # --- sessions and items in one batch ------------------------------------------------------------
 
 

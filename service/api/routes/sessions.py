@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
+import anyio.to_thread
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.deps import SessionsDep, SettingsDep, StateDep, StoreDep
+from service.api.deps import RecommenderDep, SessionsDep, SettingsDep
 from service.api.errors import error_responses, limit_error
 from service.api.routes.recommend import (
     ItemId,
@@ -22,7 +23,6 @@ from service.api.routes.recommend import (
     recommend_response,
 )
 from service.recommender import Query as RecommendQuery
-from service.recommender import recommend
 
 router = APIRouter(prefix="/sessions", tags=["sessions"],
                    responses=error_responses(400, 413, 429, 503))
@@ -73,17 +73,18 @@ def append_events(session_id: SessionId, body: AppendRequest, sessions: Sessions
 
 
 @router.get("/{session_id}/recommendations", response_model=SessionRecommendations)
-def session_recommendations(
-    session_id: SessionId, state: StateDep, store: StoreDep, sessions: SessionsDep,
+async def session_recommendations(
+    session_id: SessionId, recommender: RecommenderDep, sessions: SessionsDep,
     settings: SettingsDep,
     k: Annotated[int, Query(description="How many items, 1..MAX_K")] = 10,
     exclude_seen: Annotated[bool, Query(description="Leave out the session's items")] = True,
 ) -> SessionRecommendations:
     """Next items for the stored session; an unknown or expired session gets the popularity
-    fallback, like an empty one."""
+    fallback, like an empty one. Answered with ``POST /recommend``'s concurrent calls, in the
+    same micro-batches (``BATCHING``)."""
     check_k(k, ("query", "k"), settings)
-    session = [json.loads(value)["item"] for value in sessions.read(session_id)]
-    result = recommend(state, store, [RecommendQuery(session, k, exclude_seen)])[0]
-    return SessionRecommendations(**recommend_response(result, state.version).model_dump(),
+    stored = await anyio.to_thread.run_sync(sessions.read, session_id)  # a store round trip
+    session = [json.loads(value)["item"] for value in stored]
+    version, result = await recommender(RecommendQuery(session, k, exclude_seen))
+    return SessionRecommendations(**recommend_response(result, version).model_dump(),
                                   session_id=session_id, session_length=len(session))
-
