@@ -63,6 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = ROOT / "deploy" / "locustfile.py"
 PARTS = ("trivial", "batched", "unbatched", "half")
 TARGETS = {"recommend_to_trivial": 0.5, "p99_ms_at_half_peak": 25.0}
+CLIENT_BOUND = 0.9  # client CPU share from which the load generator, not the server, sets a peak
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,6 +120,11 @@ def build_summary(runs: dict[str, list[dict[str, Any]]], ann: dict[str, Any] | N
         "peak_rps_recommend_unbatched": rps["unbatched"],
         "peak_rps_trivial": rps["trivial"],
         "recommend_to_trivial": _ratio(rps["batched"], rps["trivial"]),
+        # what each request costs the server at the peaks: their inverse ratio is the
+        # throughput ratio of a server-bound run, whichever side the load generator held back
+        "server_cpu_ms_per_request": {part: _cpu_per_request(best[part])
+                                      for part in ("trivial", "batched")},
+        "trivial_peak_client_bound": _client_bound(best["trivial"]),
         "p99_ms_at_half_peak": None if half is None else half["p99_ms"],
         "rps_at_half_peak": None if half is None else half["rps"],
         "errors": sum(level["errors"] for levels in runs.values() for level in levels),
@@ -128,9 +134,10 @@ def build_summary(runs: dict[str, list[dict[str, Any]]], ann: dict[str, Any] | N
         "ann_source": None if ann is None else ann.get("source"),
         "machine": machine,
     }
+    cpu = summary["server_cpu_ms_per_request"]
+    summary["server_cpu_ratio"] = _ratio(cpu["trivial"], cpu["batched"])
     summary["targets"] = {
-        "recommend_at_least_half_of_trivial": _at_least(summary["recommend_to_trivial"],
-                                                        TARGETS["recommend_to_trivial"]),
+        "recommend_at_least_half_of_trivial": _holds_on_the_server(summary),
         "p99_at_half_peak_within_25_ms": (None if summary["p99_ms_at_half_peak"] is None else
                                           summary["p99_ms_at_half_peak"]
                                           <= TARGETS["p99_ms_at_half_peak"]),
@@ -138,6 +145,26 @@ def build_summary(runs: dict[str, list[dict[str, Any]]], ann: dict[str, Any] | N
         "batching_raises_peak": _at_least(summary["batching_speedup"], 1.0, strict=True),
     }
     return summary
+
+
+def _holds_on_the_server(summary: dict[str, Any]) -> bool | None:
+    """``recommend_to_trivial`` >= 0.5, and, when the trivial peak was held back by the load
+    generator (so the measured ratio flatters ``/recommend``), the server CPU ratio as well."""
+    bound = TARGETS["recommend_to_trivial"]
+    measured = _at_least(summary["recommend_to_trivial"], bound)
+    if not measured or not summary["trivial_peak_client_bound"]:
+        return measured
+    return _at_least(summary["server_cpu_ratio"], bound)
+
+
+def _cpu_per_request(level: dict[str, Any] | None) -> float | None:
+    return None if level is None else level.get("server_cpu_ms_per_request")
+
+
+def _client_bound(level: dict[str, Any] | None) -> bool | None:
+    if level is None or level.get("client_cpu_utilisation") is None:
+        return None
+    return bool(level["client_cpu_utilisation"] >= CLIENT_BOUND)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -503,6 +530,16 @@ def write_reports(results: Path, payload: dict[str, Any]) -> None:
     plot(payload["runs"], results / "serving.png")
 
 
+def _cpu_text(summary: dict[str, Any]) -> str:
+    cpu = summary.get("server_cpu_ms_per_request") or {}
+    if cpu.get("trivial") is None or cpu.get("batched") is None:
+        return "–"
+    bound = " (trivial peak set by the load generator)" if summary.get(
+        "trivial_peak_client_bound") else ""
+    return (f"{cpu['trivial']:.3f} / {cpu['batched']:.3f} ms: ratio "
+            f"{_fmt(summary.get('server_cpu_ratio'), 2)}{bound}")
+
+
 def _index_text(index: dict[str, Any] | None) -> str:
     if not index:
         return "–"
@@ -548,6 +585,8 @@ def markdown(payload: dict[str, Any]) -> str:
         f"{_fmt(summary['peak_rps_trivial'], 0)} | |",
         f"| `/recommend` peak / trivial peak | {_fmt(summary['recommend_to_trivial'], 2)} | "
         f"≥ 0.5: {_fmt(summary['targets']['recommend_at_least_half_of_trivial'])} |",
+        f"| server CPU per request at the peaks, trivial / `/recommend` mix | "
+        f"{_cpu_text(summary)} | |",
         f"| batching speed-up (peak on / peak off) | {_fmt(summary['batching_speedup'], 2)} | "
         f"> 1: {_fmt(summary['targets']['batching_raises_peak'])} |",
         f"| p99 latency at half of the peak ({_fmt(summary['rps_at_half_peak'], 0)} req/s) | "
@@ -564,7 +603,9 @@ def markdown(payload: dict[str, Any]) -> str:
         "`/recommend` alone). The trivial endpoint takes the same request bodies through the same "
         "app and answers a fixed list. `server CPU ms/req` is the server process's CPU time "
         "divided by the requests it answered; `client CPU` near 100 % means the load generator, "
-        "not the server, set the pace.", "",
+        "not the server, set the pace. The ratio of the two CPU costs is the throughput ratio a "
+        "server-bound run would show; when the trivial peak is client-bound, the target needs "
+        "it too.", "",
         "## Every level", "",
         "| part | users | requests/s | p50 ms | p95 ms | p99 ms | errors | server CPU ms/req "
         "| server CPU | client CPU |",

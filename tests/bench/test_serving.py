@@ -28,9 +28,10 @@ def test_summarize_leaves_out_the_warmup_but_counts_every_error():
     assert summarize([], 1.0, 2.0)["requests"] == 0
 
 
-def level(users, rps, p99=5.0, errors=0, recommend_rps=None):
+def level(users, rps, p99=5.0, errors=0, recommend_rps=None, cpu_ms=1.0, client=0.5):
     return {"users": users, "rps": rps, "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": p99,
-            "errors": errors, "by_name": {"/recommend": {"rps": recommend_rps or 0.9 * rps}}}
+            "errors": errors, "by_name": {"/recommend": {"rps": recommend_rps or 0.9 * rps}},
+            "server_cpu_ms_per_request": cpu_ms, "client_cpu_utilisation": client}
 
 
 def test_summary_ratios_and_targets():
@@ -48,6 +49,20 @@ def test_summary_ratios_and_targets():
                                   "p99_at_half_peak_within_25_ms": True, "zero_errors": False,
                                   "batching_raises_peak": True}
     assert build_summary({}, None, {})["targets"]["zero_errors"] is True
+
+
+@pytest.mark.parametrize(("client", "recommend_cpu", "holds"),
+                         [(0.5, 3.0, True), (0.97, 1.8, True), (0.97, 3.0, False)])
+def test_a_client_bound_ceiling_needs_the_server_cpu_ratio_too(client, recommend_cpu, holds):
+    """The measured ratio is 0.6; when locust set the trivial peak, the server CPU a request
+    costs (trivial 1.0 ms against ``recommend_cpu``) must also give at least 0.5."""
+    runs = {"trivial": [level(16, 1000.0, client=client)],
+            "batched": [level(16, 600.0, cpu_ms=recommend_cpu)]}
+    summary = build_summary(runs, None, {})
+    assert summary["recommend_to_trivial"] == 0.6
+    assert summary["trivial_peak_client_bound"] is (client >= 0.9)
+    assert summary["server_cpu_ratio"] == pytest.approx(1.0 / recommend_cpu)
+    assert summary["targets"]["recommend_at_least_half_of_trivial"] is holds
 
 
 @pytest.mark.parametrize(("cores", "count"), [("0", 1), ("0,1", 2), ("2-5", 4), ("0,2-3", 3)])
