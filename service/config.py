@@ -55,7 +55,8 @@ class Settings(BaseSettings):
                            description="micro-batch concurrent POST /recommend requests")
     batch_max_size: int = Field(default=32, ge=1, description="most requests in one batch")
     batch_max_wait_s: float = Field(
-        default=0.001, ge=0, description="how long a batch waits for more requests")
+        default=0.001, ge=0,
+        description="how long a batch waits for more requests, while waits gather requests")
     similar_cache_size: int = Field(
         default=10_000, ge=0, description="GET /items/{id}/similar answers remembered per "
                                           "served version (LRU); 0: no cache")

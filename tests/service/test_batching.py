@@ -101,6 +101,43 @@ def test_cancelled_callers_are_not_computed():
     assert seen == ["kept"]
 
 
+def test_a_lone_client_stops_paying_the_wait_while_concurrent_traffic_is_still_batched():
+    """With a 50 ms wait: one client sending a request after each answer learns within ~15
+    requests that waits gather nothing, and then pays the wait only on the rare probe; clients
+    arriving 5 ms apart on their own keep being gathered into batches."""
+    sizes = []
+
+    async def record(batch):
+        sizes.append(len(batch))
+        return list(batch)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        batcher = MicroBatcher(record, max_batch_size=8, max_wait_s=0.05)
+        batcher.start()
+        try:
+            lone = []
+            for item in range(40):
+                started = loop.time()
+                assert await batcher.submit(item) == item
+                lone.append(loop.time() - started)
+            assert sum(seconds >= 0.05 for seconds in lone[:5]) == 5  # it started by waiting
+            assert sum(seconds >= 0.05 for seconds in lone[-16:]) <= 1  # then only probes
+            assert batcher.mean_gathered < batcher.MIN_GATHERED
+            sizes.clear()
+            arrivals = []
+            for item in range(80):  # independent arrivals: a probe finds that waits pay again
+                arrivals.append(asyncio.ensure_future(batcher.submit(item)))
+                await asyncio.sleep(0.005)
+            assert await asyncio.gather(*arrivals) == list(range(80))
+            assert batcher.mean_gathered >= batcher.MIN_GATHERED
+        finally:
+            await batcher.aclose()
+
+    asyncio.run(main())
+    assert max(sizes[-5:]) >= 4  # waits gather again
+
+
 def test_submit_needs_a_started_batcher_and_bad_limits_are_refused():
     async def identity(batch):
         return list(batch)
