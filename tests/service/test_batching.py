@@ -121,8 +121,10 @@ def test_a_lone_client_stops_paying_the_wait_while_concurrent_traffic_is_still_b
                 started = loop.time()
                 assert await batcher.submit(item) == item
                 lone.append(loop.time() - started)
-            assert sum(seconds >= 0.05 for seconds in lone[:5]) == 5  # it started by waiting
-            assert sum(seconds >= 0.05 for seconds in lone[-16:]) <= 1  # then only probes
+            # a waited request takes the 50 ms wait, the others well under 1 ms (40 ms leaves
+            # room for the timer's clock resolution)
+            assert sum(seconds >= 0.04 for seconds in lone[:5]) == 5  # it started by waiting
+            assert sum(seconds >= 0.04 for seconds in lone[-16:]) <= 1  # then only probes
             assert batcher.mean_gathered < batcher.MIN_GATHERED
             sizes.clear()
             arrivals = []
